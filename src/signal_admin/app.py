@@ -1,0 +1,94 @@
+"""The application: both faces mounted on one FastAPI app, and the services
+they share, opened at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from signal_admin import __version__
+from signal_admin.config import Settings
+from signal_admin.logs import configure_logging
+from signal_admin.persistence.database import Database
+from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from signal_admin.resolvers.context import Services
+from signal_admin.rest_compat import auth, health, pipelines
+from signal_admin.rest_compat.errors import install_error_handlers
+from signal_admin.rest_compat.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+)
+from signal_admin.schema.endpoint import graphql_router
+from signal_admin.security.crypto import Cipher
+from signal_admin.security.tokens import TokenService
+
+API_PREFIX = "/v1/admin"
+
+
+def build_services(settings: Settings) -> Services:
+    """The long-lived parts; `settings` must already carry its secrets."""
+    assert settings.jwt_secret
+    assert settings.encryption_key
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        if settings.redis_url
+        else None
+    )
+    limiter: RateLimiter = RedisRateLimiter(redis) if redis else MemoryRateLimiter()
+    return Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        tokens=TokenService(
+            settings.jwt_secret,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+            leeway=settings.jwt_leeway_seconds,
+        ),
+        cipher=Cipher(settings.encryption_key, settings.encryption_key_previous),
+        limiter=limiter,
+        redis=redis,
+    )
+
+
+async def close_services(services: Services) -> None:
+    await services.db.dispose()
+    if services.redis is not None:
+        await services.redis.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or Settings()).with_secrets()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = build_services(settings)
+        try:
+            yield
+        finally:
+            await close_services(app.state.services)
+
+    app = FastAPI(
+        title="signal-admin",
+        version=__version__,
+        summary="Management API of the Signal event-collection platform.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None if settings.is_production else f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in (auth.router, pipelines.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(graphql_router(settings), prefix=API_PREFIX)
+    app.include_router(health.router)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, json_prefix=API_PREFIX
+    )
+    app.add_middleware(
+        RequestContextMiddleware, trusted_proxies=settings.trusted_proxies
+    )
+    return app

@@ -1,0 +1,26 @@
+"""ORM models, one module per table. Relationships are never lazy-loaded: every
+cross-table read is an explicit query or a dataloader."""
+
+from signal_admin.persistence.models.audit_entry import AuditEntry
+from signal_admin.persistence.models.auth_session import AuthSession
+from signal_admin.persistence.models.base import Base
+from signal_admin.persistence.models.idempotency_record import IdempotencyRecord
+from signal_admin.persistence.models.login_attempt import LoginAttempt
+from signal_admin.persistence.models.organization import Organization
+from signal_admin.persistence.models.pipeline import Pipeline
+from signal_admin.persistence.models.refresh_token import RefreshToken
+from signal_admin.persistence.models.secret import Secret
+from signal_admin.persistence.models.user import User
+
+__all__ = [
+    "AuditEntry",
+    "AuthSession",
+    "Base",
+    "IdempotencyRecord",
+    "LoginAttempt",
+    "Organization",
+    "Pipeline",
+    "RefreshToken",
+    "Secret",
+    "User",
+]

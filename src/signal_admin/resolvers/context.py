@@ -1,0 +1,82 @@
+"""What every resolver is given: the shared services, who is calling, and the
+request's metadata for the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from signal_admin.config import Settings
+from signal_admin.errors import Forbidden, Unauthorized
+from signal_admin.persistence.database import Database
+from signal_admin.ratelimit import RateLimiter
+from signal_admin.security.crypto import Cipher
+from signal_admin.security.permissions import Permission, role_has
+from signal_admin.security.tokens import TokenService
+
+
+@dataclass(slots=True)
+class Services:
+    """Long-lived parts, built once at start-up and shared by every request."""
+
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    cipher: Cipher
+    limiter: RateLimiter
+    redis: Redis | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, as loaded from the database on this request."""
+
+    user_id: str
+    org_id: str
+    email: str
+    role: str
+    session_id: str
+    token_expires_at: datetime | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return role_has(self.role, permission)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    request_id: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    services: Services
+    meta: RequestMeta
+    principal: Principal | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def authenticated(self) -> Principal:
+        if self.principal is None:
+            raise Unauthorized()
+        return self.principal
+
+    def require(self, permission: Permission) -> Principal:
+        """The caller, if their role grants `permission`; checked before
+        anything is loaded, so a refusal reveals nothing."""
+        principal = self.authenticated()
+        if not principal.can(permission):
+            raise Forbidden(
+                f"Your role ({principal.role}) lacks the permission to "
+                f"{permission.value}."
+            )
+        return principal

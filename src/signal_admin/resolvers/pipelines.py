@@ -1,0 +1,481 @@
+"""Pipelines: one collection endpoint each (a website, an app or a server)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import structlog
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from signal_admin.errors import AlreadyExists, NotFound, PreconditionFailed
+from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.json_filters import array_contains, name_contains
+from signal_admin.persistence.models import Pipeline, Secret
+from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.persistence.types import utc_now
+from signal_admin.resolvers import audit
+from signal_admin.resolvers.context import RequestContext
+from signal_admin.resolvers.validation import check_document_size, parse
+from signal_admin.security.permissions import Permission
+from signal_admin.security.tokens import random_base62
+
+log = structlog.get_logger(__name__)
+
+PIPELINE_KEY_PREFIX = "dk_"
+PIPELINE_SECRET_PREFIX = "sk_"
+MAX_GRACE_SECONDS = 86_400
+
+PipelineType = Literal["web", "app", "server"]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Slug = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)
+]
+Domain = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=253,
+        pattern=r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$",
+    ),
+]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+ParameterKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ParameterValue = Annotated[str, StringConstraints(max_length=2000)]
+Document = Annotated[dict[str, Any], AfterValidator(check_document_size)]
+
+
+class JsBuilderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    script_filename: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")
+    ] = "d.js"
+    global_variable: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+    ] = "_df"
+    delivery_method: Literal["cdn", "self_hosted"] = "cdn"
+    endpoint: (
+        Annotated[
+            str,
+            StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2000),
+        ]
+        | None
+    ) = None
+    batch_size: Annotated[int, Field(ge=1, le=100)] = 10
+    flush_interval_ms: Annotated[int, Field(ge=100, le=60_000)] = 1000
+
+
+class IdentityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cross_domain_enabled: bool = False
+    cross_domain_domains: Annotated[list[Domain], Field(max_length=100)] = []
+
+
+class _PipelineFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain_allowlist: Annotated[list[Domain], Field(max_length=100)] = []
+    labels: Annotated[list[Label], Field(max_length=50)] = []
+    rate_limit_rps: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    challenge_token_required: bool = False
+    parameters: Annotated[
+        dict[ParameterKey, ParameterValue], Field(max_length=100)
+    ] = {}
+    config: Document = {}
+    js_builder_config: JsBuilderConfig = JsBuilderConfig()
+    identity_config: IdentityConfig = IdentityConfig()
+    enabled: bool = True
+
+
+class PipelineCreate(_PipelineFields):
+    name: Name
+    type: PipelineType
+    slug: Slug | None = None
+
+
+class PipelineUpdate(BaseModel):
+    """A partial change: only the fields named are replaced, each one whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    slug: Slug | None = None
+    type: PipelineType | None = None
+    domain_allowlist: Annotated[list[Domain], Field(max_length=100)] | None = None
+    labels: Annotated[list[Label], Field(max_length=50)] | None = None
+    rate_limit_rps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    challenge_token_required: bool | None = None
+    parameters: (
+        Annotated[dict[ParameterKey, ParameterValue], Field(max_length=100)] | None
+    ) = None
+    config: Document | None = None
+    js_builder_config: JsBuilderConfig | None = None
+    identity_config: IdentityConfig | None = None
+    enabled: bool | None = None
+
+
+class PipelineFilter(BaseModel):
+    labels: list[str] = []
+    type: PipelineType | None = None
+    enabled: bool | None = None
+    q: str | None = None
+
+
+class RotateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: Annotated[int, Field(ge=0, le=MAX_GRACE_SECONDS)] = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineWithSecret:
+    """A pipeline and its key secret, in clear this one time."""
+
+    pipeline: Pipeline
+    pipeline_key_secret: str
+
+
+# The fields an audit diff and an update compare; keys and secrets are not here.
+_AUDITED_FIELDS = (
+    "name",
+    "slug",
+    "type",
+    "domain_allowlist",
+    "labels",
+    "rate_limit_rps",
+    "challenge_token_required",
+    "parameters",
+    "config",
+    "js_builder_config",
+    "identity_config",
+    "enabled",
+)
+
+
+async def list_pipelines(
+    ctx: RequestContext,
+    filters: PipelineFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Pipeline]:
+    principal = ctx.require(Permission.READ_CONFIGURATION)
+    async with ctx.db.read() as session:
+        statement = _filtered(
+            select(Pipeline).where(Pipeline.org_id == principal.org_id),
+            filters,
+            session.get_bind().dialect.name,
+        )
+        return await fetch_page(
+            session, statement, Pipeline.id, cursor=cursor, limit=limit
+        )
+
+
+async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
+    principal = ctx.require(Permission.READ_CONFIGURATION)
+    async with ctx.db.read() as session:
+        pipeline = await session.scalar(
+            select(Pipeline).where(
+                Pipeline.id == pipeline_id, Pipeline.org_id == principal.org_id
+            )
+        )
+    if pipeline is None:
+        raise NotFound.of("Pipeline", pipeline_id)
+    return pipeline
+
+
+async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
+    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    fields = parse(PipelineCreate, data)
+    secret = _new_secret()
+
+    async with ctx.db.transaction() as session:
+        slug = fields.slug or await _free_slug(session, principal.org_id, fields.name)
+        await _check_unique(session, principal.org_id, fields.name, slug)
+        pipeline = Pipeline(
+            id=new_id("pip"),
+            org_id=principal.org_id,
+            slug=slug,
+            pipeline_key=_new_key(),
+            key_secret_id=await _store_secret(ctx, session, principal.org_id, secret),
+            pipeline_key_secret_prefix=_secret_prefix(secret),
+            **_stored_values(fields.model_dump(exclude={"slug"})),
+        )
+        session.add(pipeline)
+        audit.record(
+            session,
+            ctx,
+            action="pipeline.created",
+            resource_type="pipeline",
+            resource_id=pipeline.id,
+            changes=audit.created(_audited(pipeline)),
+        )
+        await _flush_unique(session, fields.name)
+    log.info("pipeline.created", pipeline_id=pipeline.id, org_id=principal.org_id)
+    return PipelineWithSecret(pipeline, secret)
+
+
+async def update_pipeline(
+    ctx: RequestContext,
+    pipeline_id: str,
+    data: Any,
+    *,
+    expected_version: int | None = None,
+) -> Pipeline:
+    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    change = parse(PipelineUpdate, data)
+    named = change.model_dump(include=change.model_fields_set)
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _locked(
+            session, principal.org_id, pipeline_id, expected_version
+        )
+        before = _audited(pipeline)
+        new_name = named.get("name", pipeline.name)
+        new_slug = named.get("slug", pipeline.slug)
+        await _check_unique(
+            session, principal.org_id, new_name, new_slug, exclude_id=pipeline.id
+        )
+        for key, value in _stored_values(named).items():
+            setattr(pipeline, key, value)
+        changes = audit.diff(before, _audited(pipeline))
+        if changes:
+            audit.record(
+                session,
+                ctx,
+                action="pipeline.updated",
+                resource_type="pipeline",
+                resource_id=pipeline.id,
+                changes=changes,
+            )
+        await _flush_unique(session, new_name)
+    return pipeline
+
+
+async def delete_pipeline(
+    ctx: RequestContext, pipeline_id: str, *, expected_version: int | None = None
+) -> None:
+    principal = ctx.require(Permission.DELETE_CONFIGURATION)
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _locked(
+            session, principal.org_id, pipeline_id, expected_version
+        )
+        secret_ids = [pipeline.key_secret_id, pipeline.previous_key_secret_id]
+        audit.record(
+            session,
+            ctx,
+            action="pipeline.deleted",
+            resource_type="pipeline",
+            resource_id=pipeline.id,
+            changes=audit.diff(_audited(pipeline), {}),
+        )
+        await session.delete(pipeline)
+        await session.flush()
+        await _delete_secrets(session, secret_ids)
+    log.info("pipeline.deleted", pipeline_id=pipeline_id, org_id=principal.org_id)
+
+
+async def rotate_pipeline_key(
+    ctx: RequestContext,
+    pipeline_id: str,
+    data: Any,
+    *,
+    expected_version: int | None = None,
+) -> PipelineWithSecret:
+    """Give the pipeline a new key and secret. The old key stops working at
+    once, or after `grace_seconds` so sites can move to the new one."""
+    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    grace_seconds = parse(RotateKey, data or {}).grace_seconds
+    secret = _new_secret()
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _locked(
+            session, principal.org_id, pipeline_id, expected_version
+        )
+        retired = [pipeline.previous_key_secret_id]
+        old_key, old_prefix = pipeline.pipeline_key, pipeline.pipeline_key_secret_prefix
+        if grace_seconds:
+            pipeline.previous_pipeline_key = old_key
+            pipeline.previous_key_secret_id = pipeline.key_secret_id
+            pipeline.previous_key_expires_at = _expiry(grace_seconds)
+        else:
+            retired.append(pipeline.key_secret_id)
+            pipeline.previous_pipeline_key = None
+            pipeline.previous_key_secret_id = None
+            pipeline.previous_key_expires_at = None
+        pipeline.pipeline_key = _new_key()
+        pipeline.pipeline_key_secret_prefix = _secret_prefix(secret)
+        pipeline.key_secret_id = await _store_secret(
+            ctx, session, principal.org_id, secret
+        )
+        audit.record(
+            session,
+            ctx,
+            action="pipeline.key_rotated",
+            resource_type="pipeline",
+            resource_id=pipeline.id,
+            changes={
+                "pipeline_key": {"old": old_key, "new": pipeline.pipeline_key},
+                "pipeline_key_secret_prefix": {
+                    "old": old_prefix,
+                    "new": pipeline.pipeline_key_secret_prefix,
+                },
+            },
+            metadata={"grace_seconds": grace_seconds},
+        )
+        await session.flush()
+        await _delete_secrets(session, retired)
+    log.info("pipeline.key_rotated", pipeline_id=pipeline.id, grace=grace_seconds)
+    return PipelineWithSecret(pipeline, secret)
+
+
+def _filtered(
+    statement: Select[Any], filters: PipelineFilter, dialect: str
+) -> Select[Any]:
+    for label in filters.labels:
+        statement = statement.where(array_contains(Pipeline.labels, label, dialect))
+    if filters.type is not None:
+        statement = statement.where(Pipeline.type == filters.type)
+    if filters.enabled is not None:
+        statement = statement.where(Pipeline.enabled.is_(filters.enabled))
+    if filters.q:
+        statement = statement.where(name_contains(Pipeline.name, filters.q))
+    return statement
+
+
+async def _locked(
+    session: AsyncSession, org_id: str, pipeline_id: str, expected_version: int | None
+) -> Pipeline:
+    pipeline = await session.scalar(
+        select(Pipeline)
+        .where(Pipeline.id == pipeline_id, Pipeline.org_id == org_id)
+        .with_for_update()
+    )
+    if pipeline is None:
+        raise NotFound.of("Pipeline", pipeline_id)
+    if expected_version is not None and expected_version != pipeline.version:
+        raise PreconditionFailed(
+            f"Pipeline {pipeline_id} is at version {pipeline.version}, "
+            f"not {expected_version}."
+        )
+    return pipeline
+
+
+async def _check_unique(
+    session: AsyncSession,
+    org_id: str,
+    name: str,
+    slug: str,
+    *,
+    exclude_id: str | None = None,
+) -> None:
+    statement = select(Pipeline.name, Pipeline.slug).where(
+        Pipeline.org_id == org_id, (Pipeline.name == name) | (Pipeline.slug == slug)
+    )
+    if exclude_id is not None:
+        statement = statement.where(Pipeline.id != exclude_id)
+    clash = (await session.execute(statement.limit(1))).first()
+    if clash is None:
+        return
+    if clash.name == name:
+        raise AlreadyExists(f"A pipeline named {name!r} already exists.")
+    raise AlreadyExists(f"A pipeline with the slug {slug!r} already exists.")
+
+
+async def _flush_unique(session: AsyncSession, name: str) -> None:
+    """Flush, answering a uniqueness race lost to a concurrent writer as 409."""
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise AlreadyExists(f"A pipeline named {name!r} already exists.") from error
+
+
+async def _free_slug(session: AsyncSession, org_id: str, name: str) -> str:
+    base = slugify(name)
+    taken = set(
+        await session.scalars(
+            select(Pipeline.slug).where(
+                Pipeline.org_id == org_id, Pipeline.slug.like(f"{base}%")
+            )
+        )
+    )
+    if base not in taken:
+        return base
+    suffix = 2
+    while f"{base}-{suffix}" in taken:
+        suffix += 1
+    return f"{base}-{suffix}"
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:180] or "pipeline"
+
+
+def _stored_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Nested settings are stored as plain JSON documents."""
+    return {
+        key: value.model_dump() if isinstance(value, BaseModel) else value
+        for key, value in values.items()
+    }
+
+
+def _audited(pipeline: Pipeline) -> dict[str, Any]:
+    return {name: getattr(pipeline, name) for name in _AUDITED_FIELDS}
+
+
+def _new_key() -> str:
+    return PIPELINE_KEY_PREFIX + random_base62(32)
+
+
+def _new_secret() -> str:
+    return PIPELINE_SECRET_PREFIX + random_base62(40)
+
+
+def _secret_prefix(secret: str) -> str:
+    body = secret.removeprefix(PIPELINE_SECRET_PREFIX)
+    return PIPELINE_SECRET_PREFIX + body[:4]
+
+
+def _expiry(grace_seconds: int) -> datetime:
+    return utc_now() + timedelta(seconds=grace_seconds)
+
+
+async def _store_secret(
+    ctx: RequestContext, session: AsyncSession, org_id: str, plaintext: str
+) -> str:
+    """Encrypt and insert a secret, flushed so rows may reference it at once."""
+    secret_id = new_id("sec")
+    sealed = ctx.services.cipher.encrypt(plaintext, secret_id)
+    session.add(
+        Secret(
+            id=secret_id,
+            org_id=org_id,
+            ciphertext=sealed.ciphertext,
+            key_id=sealed.key_id,
+        )
+    )
+    await session.flush()
+    return secret_id
+
+
+async def _delete_secrets(session: AsyncSession, secret_ids: list[str | None]) -> None:
+    for secret_id in filter(None, secret_ids):
+        secret = await session.get(Secret, secret_id)
+        if secret is not None:
+            await session.delete(secret)

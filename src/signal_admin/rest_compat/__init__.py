@@ -1,0 +1,2 @@
+"""The REST face under `/v1/admin`: one router per documented section, the
+error envelope, list envelopes and the request middleware."""

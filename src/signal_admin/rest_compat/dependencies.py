@@ -1,0 +1,78 @@
+"""FastAPI dependencies: the request context of a REST call, and the headers
+the REST conventions read."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from signal_admin.errors import BadRequest
+from signal_admin.persistence.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from signal_admin.resolvers.access import charge, identify
+from signal_admin.resolvers.context import RequestContext, RequestMeta, Services
+from signal_admin.rest_compat.middleware import state_of
+
+_ETAG = re.compile(r'^(?:W/)?"v(\d+)"$')
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _meta(request: Request) -> RequestMeta:
+    meta = state_of(request.scope).get("meta")
+    return meta if isinstance(meta, RequestMeta) else RequestMeta()
+
+
+async def caller_context(request: Request) -> RequestContext:
+    """The context of a call that may or may not carry a token (login, refresh):
+    charged to the user when it does, else to the client IP."""
+    services = services_of(request)
+    state = state_of(request.scope)
+    principal = await identify(services, request.headers.get("authorization"))
+    state["principal"] = principal
+    ctx = RequestContext(services=services, meta=_meta(request), principal=principal)
+    state["rate_limit"] = await charge(services, principal, ctx.meta)
+    return ctx
+
+
+async def user_context(
+    ctx: Annotated[RequestContext, Depends(caller_context)],
+) -> RequestContext:
+    """The context of a call that needs a signed-in user."""
+    ctx.authenticated()
+    return ctx
+
+
+Caller = Annotated[RequestContext, Depends(caller_context)]
+Context = Annotated[RequestContext, Depends(user_context)]
+Cursor = Annotated[str | None, Query(description="Opaque cursor from next_cursor.")]
+Limit = Annotated[
+    int,
+    Query(ge=1, le=MAX_PAGE_SIZE, description="Page size, 1 to 100."),
+]
+DEFAULT_LIMIT = DEFAULT_PAGE_SIZE
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None, Header(description="ETag of the version read.")
+    ] = None,
+) -> int | None:
+    """The version an `If-Match` header names; None when absent or `*`."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ETAG.match(if_match.strip())
+    if match is None:
+        raise BadRequest('If-Match must be an ETag this service issued, like "v3".')
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(expected_version)]

@@ -1,0 +1,229 @@
+"""ASGI middleware around both faces: request metadata, the one log line and
+the metrics of each request, rate-limit headers, body limits, and the last
+line of defence that turns an unexpected exception into a clean 500."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from signal_admin.errors import (
+    DomainError,
+    InternalError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from signal_admin.metrics import REQUEST_SECONDS, REQUESTS
+from signal_admin.ratelimit import RateDecision
+from signal_admin.resolvers.context import RequestMeta
+
+log = structlog.get_logger("signal_admin.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def state_of(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, reads the client address, logs one line per
+    request and records its metrics."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: list[str]) -> None:
+        self.app = app
+        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        request_id = headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+        meta = RequestMeta(
+            request_id=request_id,
+            ip_address=self._client_ip(scope, headers),
+            user_agent=headers.get("user-agent", "")[:500] or None,
+        )
+        state = state_of(scope)
+        state["meta"] = meta
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                extra = [(b"x-request-id", request_id.encode())]
+                extra += _rate_limit_headers(state.get("rate_limit"))
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"))
+            if scope["type"] == "http" and not response_started:
+                await send_error(send_with_headers, InternalError())
+        finally:
+            if scope["type"] == "http":
+                self._observe(scope, state, status, time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _client_ip(self, scope: Scope, headers: dict[str, str]) -> str | None:
+        client = scope.get("client")
+        peer = client[0] if client else None
+        forwarded = headers.get("x-forwarded-for")
+        if not forwarded or not peer or not self._is_trusted(peer):
+            return peer
+        # Walk from the nearest hop back, skipping our own proxies.
+        for hop in reversed([part.strip() for part in forwarded.split(",")]):
+            if not self._is_trusted(hop):
+                return hop[:64]
+        return peer
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+    @staticmethod
+    def _observe(
+        scope: Scope, state: dict[str, Any], status: int, seconds: float
+    ) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        REQUESTS.labels(template, method, str(status)).inc()
+        REQUEST_SECONDS.labels(template, method, str(status)).observe(seconds)
+        principal = state.get("principal")
+        log.info(
+            "http.request",
+            method=method,
+            route=template,
+            status=status,
+            duration_ms=round(seconds * 1000, 2),
+            user_id=principal.user_id if principal else None,
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over the size limit (413) and, on the REST face,
+    bodies that are not JSON (415), before any route reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, json_prefix: str) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.json_prefix = json_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await send_error(send, PayloadTooLarge(_too_large(self.max_bytes)))
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await send_error(send, PayloadTooLarge(_too_large(self.max_bytes)))
+                return
+        if body and self._wants_json(scope) and not _is_json(headers):
+            await send_error(send, UnsupportedMediaType())
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _wants_json(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path.startswith(self.json_prefix) and not path.endswith("/graphql")
+
+
+async def send_error(
+    send: Send, error: DomainError, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(envelope(error)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def envelope(error: DomainError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = [problem.as_dict() for problem in error.details]
+    return {"error": body}
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than {limit // 1024} KiB."
+
+
+def _is_json(headers: dict[str, str]) -> bool:
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        key.decode("latin-1").lower(): value.decode("latin-1")
+        for key, value in scope.get("headers", [])
+    }
+
+
+def _rate_limit_headers(decision: RateDecision | None) -> list[tuple[bytes, bytes]]:
+    if decision is None:
+        return []
+    headers = [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", str(decision.reset_at).encode()),
+    ]
+    if not decision.allowed:
+        headers.append((b"retry-after", str(decision.retry_after).encode()))
+    return headers

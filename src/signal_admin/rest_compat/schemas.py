@@ -1,0 +1,59 @@
+"""Response shapes of the REST face, for the OpenAPI document. Routes build
+their answers as plain dicts; these models describe them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from signal_admin.resolvers.pipelines import IdentityConfig, JsBuilderConfig
+
+
+class PipelineOut(BaseModel):
+    id: str
+    org_id: str
+    name: str
+    slug: str
+    type: str
+    pipeline_key: str
+    pipeline_key_secret_prefix: str
+    domain_allowlist: list[str]
+    labels: list[str]
+    rate_limit_rps: int
+    challenge_token_required: bool
+    parameters: dict[str, str]
+    config: dict[str, Any]
+    js_builder_config: JsBuilderConfig
+    identity_config: IdentityConfig
+    previous_key_expires_at: str | None
+    enabled: bool
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class PipelineWithSecretOut(PipelineOut):
+    pipeline_key_secret: str
+
+
+class PipelineList(BaseModel):
+    data: list[PipelineOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,1 @@
+"""Tokens, passwords, permissions and encryption at rest."""

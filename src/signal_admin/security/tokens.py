@@ -1,0 +1,141 @@
+"""JWT access and refresh tokens (HS256).
+
+Verification pins the algorithm, requires every claim the service relies on and
+allows a few seconds of clock leeway; the caller learns only *why* a token was
+refused as one of the domain errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from signal_admin.errors import (
+    ExpiredToken,
+    InvalidRefreshToken,
+    InvalidToken,
+    Unauthorized,
+)
+
+ISSUER = "signal-admin"
+AUDIENCE = "signal-admin"
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "jti", "type"]
+
+TokenType = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    type: TokenType
+    user_id: str
+    org_id: str
+    session_id: str
+    jti: str
+    issued_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_at: int
+
+
+class TokenService:
+    def __init__(
+        self, secret: str, *, access_ttl: int, refresh_ttl: int, leeway: int
+    ) -> None:
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self._leeway = leeway
+
+    def issue_access(
+        self, *, user_id: str, org_id: str, session_id: str, role: str
+    ) -> IssuedToken:
+        return self._issue("access", user_id, org_id, session_id, {"role": role})
+
+    def issue_refresh(
+        self, *, user_id: str, org_id: str, session_id: str
+    ) -> IssuedToken:
+        return self._issue("refresh", user_id, org_id, session_id, {})
+
+    def verify_access(self, token: str) -> TokenClaims:
+        return self._verify(token, "access", InvalidToken)
+
+    def verify_refresh(self, token: str) -> TokenClaims:
+        return self._verify(token, "refresh", InvalidRefreshToken)
+
+    def _issue(
+        self,
+        token_type: TokenType,
+        user_id: str,
+        org_id: str,
+        session_id: str,
+        extra: dict[str, Any],
+    ) -> IssuedToken:
+        now = int(time.time())
+        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        jti = secrets.token_urlsafe(24)
+        claims = {
+            "type": token_type,
+            "sub": user_id,
+            "org_id": org_id,
+            "sid": session_id,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "jti": jti,
+            "iat": now,
+            "exp": now + ttl,
+            **extra,
+        }
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return IssuedToken(token=token, jti=jti, expires_at=now + ttl)
+
+    def _verify(
+        self, token: str, expected: TokenType, invalid: type[Unauthorized]
+    ) -> TokenClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as error:
+            if expected == "access":
+                raise ExpiredToken() from error
+            raise invalid("The refresh token has expired.") from error
+        except jwt.PyJWTError as error:
+            raise invalid() from error
+        if claims.get("type") != expected or not isinstance(claims.get("org_id"), str):
+            raise invalid()
+        return TokenClaims(
+            type=expected,
+            user_id=str(claims["sub"]),
+            org_id=claims["org_id"],
+            session_id=str(claims["sid"]),
+            jti=str(claims["jti"]),
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
+        )
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex digest of a token, key or jti: what the database keeps."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def random_base62(length: int) -> str:
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
