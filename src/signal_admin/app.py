@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -21,11 +22,16 @@ from signal_admin.rest_compat.middleware import (
     BodyLimitMiddleware,
     RequestContextMiddleware,
 )
+from signal_admin.rest_compat.schemas import ErrorEnvelope
 from signal_admin.schema.endpoint import graphql_router
 from signal_admin.security.crypto import Cipher
 from signal_admin.security.tokens import TokenService
 
 API_PREFIX = "/v1/admin"
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "The error envelope."},
+    "5XX": {"model": ErrorEnvelope, "description": "The error envelope."},
+}
 
 
 def build_services(settings: Settings) -> Services:
@@ -82,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (auth.router, pipelines.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings), prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(

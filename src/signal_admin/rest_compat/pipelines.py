@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from signal_admin.persistence.models import Pipeline
@@ -25,6 +25,7 @@ from signal_admin.rest_compat.dependencies import (
     Limit,
     etag,
 )
+from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
 from signal_admin.rest_compat.lists import list_body
 from signal_admin.rest_compat.schemas import (
     PipelineList,
@@ -85,10 +86,17 @@ async def list_pipelines(
 
 
 @router.post("", status_code=201, response_model=PipelineWithSecretOut)
-async def create_pipeline(ctx: Context, body: PipelineCreate) -> JSONResponse:
+async def create_pipeline(
+    ctx: Context, request: Request, body: PipelineCreate, key: IdempotencyKey = None
+) -> Response:
     """Create a pipeline; the answer shows its key secret, this one time."""
-    created = await pipelines.create_pipeline(ctx, body)
-    return _one(created.pipeline, 201, pipeline_key_secret=created.pipeline_key_secret)
+
+    async def create() -> Response:
+        created = await pipelines.create_pipeline(ctx, body)
+        secret = created.pipeline_key_secret
+        return _one(created.pipeline, 201, pipeline_key_secret=secret)
+
+    return await idempotent(ctx, request, key, create)
 
 
 @router.get("/{pipeline_id}", response_model=PipelineOut)
