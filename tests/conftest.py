@@ -55,7 +55,7 @@ def make_settings(
         "encryption_key": TEST_ENCRYPTION_KEY,
         "rate_limit_per_minute": 100_000,
         "login_attempts_per_minute": 100_000,
-        "log_level": "warning",
+        "log_level": "info",
     }
     values.update(overrides)
     return Settings.model_validate(values)

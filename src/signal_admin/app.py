@@ -16,7 +16,7 @@ from signal_admin.logs import configure_logging
 from signal_admin.persistence.database import Database
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
-from signal_admin.rest_compat import auth, health, pipelines
+from signal_admin.rest_compat import API_PREFIX, auth, health, pipelines
 from signal_admin.rest_compat.errors import install_error_handlers
 from signal_admin.rest_compat.middleware import (
     BodyLimitMiddleware,
@@ -27,7 +27,6 @@ from signal_admin.schema.endpoint import graphql_router
 from signal_admin.security.crypto import Cipher
 from signal_admin.security.tokens import TokenService
 
-API_PREFIX = "/v1/admin"
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorEnvelope, "description": "The error envelope."},
     "5XX": {"model": ErrorEnvelope, "description": "The error envelope."},
@@ -88,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (auth.router, pipelines.router):
-        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings), prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from signal_admin.persistence.models import User
 from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import auth
+from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import Caller, Context
 
-router = APIRouter(tags=["Authentication"])
+router = APIRouter(prefix=API_PREFIX, tags=["Authentication"])
 
 Password = Annotated[str, Field(max_length=1024)]
 

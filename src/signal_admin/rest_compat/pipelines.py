@@ -17,6 +17,7 @@ from signal_admin.resolvers.pipelines import (
     PipelineUpdate,
     RotateKey,
 )
+from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
     Context,
@@ -33,7 +34,7 @@ from signal_admin.rest_compat.schemas import (
     PipelineWithSecretOut,
 )
 
-router = APIRouter(prefix="/pipelines", tags=["Pipelines"])
+router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["Pipelines"])
 
 
 def pipeline_body(pipeline: Pipeline) -> dict[str, Any]:
