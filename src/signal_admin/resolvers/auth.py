@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from signal_admin.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidToken,
+    MissingField,
     RateLimited,
     ValidationFailed,
 )
@@ -32,7 +33,8 @@ from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import Principal, RequestContext, Services
 from signal_admin.resolvers.users import (
     ACTIVE,
-    MAX_NAME_LENGTH,
+    is_storable,
+    name_problem,
     normalise_email,
     password_problem,
 )
@@ -88,6 +90,10 @@ async def login(ctx: RequestContext, email: str, password: str) -> TokenPair:
     )
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
+    if not is_storable(email):
+        # No account can have such an address, and the database would refuse
+        # to look it up.
+        raise InvalidCredentials()
     async with ctx.db.read() as session:
         attempt = await session.get(LoginAttempt, email)
         user = await _user_by_email(session, email)
@@ -103,9 +109,7 @@ async def login(ctx: RequestContext, email: str, password: str) -> TokenPair:
         raise InvalidCredentials()
 
     async with ctx.db.transaction() as session:
-        await session.execute(
-            LoginAttempt.__table__.delete().where(LoginAttempt.email == email)
-        )
+        await session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
         user = await session.get_one(User, candidate.id)
         user.last_login_at = utc_now()
         auth_session = AuthSession(
@@ -212,6 +216,8 @@ async def update_me(
     session of theirs)."""
     principal = ctx.authenticated()
     problems = _me_problems(name, current_password, new_password)
+    if any(problem.code == "REQUIRED" for problem in problems):
+        raise MissingField("Your profile change misses a field.", problems)
     if problems:
         raise ValidationFailed("Your profile cannot be changed.", problems)
 
@@ -256,10 +262,8 @@ def _me_problems(
     name: str | None, current_password: str | None, new_password: str | None
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
-    if name is not None and not 1 <= len(name.strip()) <= MAX_NAME_LENGTH:
-        problems.append(
-            FieldProblem("name", "INVALID_LENGTH", "Names are 1 to 200 characters.")
-        )
+    if name is not None and (problem := name_problem(name)):
+        problems.append(problem)
     if (current_password is None) != (new_password is None):
         missing = "current_password" if current_password is None else "new_password"
         problems.append(
@@ -406,14 +410,13 @@ async def _record_failure(ctx: RequestContext, email: str, user: User | None) ->
 async def _count_failure(session: AsyncSession, email: str, now: datetime) -> int:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = LoginAttempt.__table__
     statement = (
-        insert(table)
+        insert(LoginAttempt)
         .values(email=email, failure_count=1, updated_at=now)
         .on_conflict_do_update(
-            index_elements=[table.c.email],
-            set_={"failure_count": table.c.failure_count + 1, "updated_at": now},
+            index_elements=[LoginAttempt.email],
+            set_={"failure_count": LoginAttempt.failure_count + 1, "updated_at": now},
         )
-        .returning(table.c.failure_count)
+        .returning(LoginAttempt.failure_count)
     )
     return int((await session.execute(statement)).scalar_one())

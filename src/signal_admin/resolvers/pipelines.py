@@ -9,8 +9,16 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Select, select
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from sqlalchemy import Select, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +30,7 @@ from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import RequestContext
+from signal_admin.resolvers.users import is_storable
 from signal_admin.resolvers.validation import check_document_size, parse
 from signal_admin.security.permissions import Permission
 from signal_admin.security.tokens import random_base62
@@ -31,10 +40,42 @@ log = structlog.get_logger(__name__)
 PIPELINE_KEY_PREFIX = "dk_"
 PIPELINE_SECRET_PREFIX = "sk_"
 MAX_GRACE_SECONDS = 86_400
+PIPELINE_ID = re.compile(r"^pip_[0-9A-HJKMNP-TV-Z]{26}$")
 
 PipelineType = Literal["web", "app", "server"]
+
+
+def _lower_case(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _check_text(value: str) -> str:
+    if not is_storable(value):
+        raise ValueError("text may not hold NUL characters or unpaired surrogates")
+    return value
+
+
+def _check_document_text(value: Any) -> Any:
+    """Every key and string inside a JSON document must be storable text."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            _check_text(item)
+    return value
+
+
+PlainText = AfterValidator(_check_text)
+
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    PlainText,
 ]
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)
@@ -43,17 +84,25 @@ Domain = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True,
-        to_lower=True,
         max_length=253,
         pattern=r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$",
     ),
+    # Host names ignore case: lower-cased before the pattern, which names the
+    # stored form, is checked.
+    BeforeValidator(_lower_case),
 ]
 Label = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    PlainText,
 ]
 ParameterKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-ParameterValue = Annotated[str, StringConstraints(max_length=2000)]
-Document = Annotated[dict[str, Any], AfterValidator(check_document_size)]
+ParameterValue = Annotated[str, StringConstraints(max_length=2000), PlainText]
+Document = Annotated[
+    dict[str, Any],
+    AfterValidator(check_document_size),
+    AfterValidator(_check_document_text),
+]
 
 
 class JsBuilderConfig(BaseModel):
@@ -70,6 +119,7 @@ class JsBuilderConfig(BaseModel):
         Annotated[
             str,
             StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2000),
+            PlainText,
         ]
         | None
     ) = None
@@ -125,6 +175,15 @@ class PipelineUpdate(BaseModel):
     js_builder_config: JsBuilderConfig | None = None
     identity_config: IdentityConfig | None = None
     enabled: bool | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # `None` above means "not named"; every field is required on the row,
+        # so naming one with null is refused rather than failing in the database.
+        if value is None:
+            raise ValueError("This field cannot be null; leave it out to keep it.")
+        return value
 
 
 class PipelineFilter(BaseModel):
@@ -186,6 +245,7 @@ async def list_pipelines(
 
 async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
     principal = ctx.require(Permission.READ_CONFIGURATION)
+    _check_id(pipeline_id)
     async with ctx.db.read() as session:
         pipeline = await session.scalar(
             select(Pipeline).where(
@@ -306,6 +366,9 @@ async def rotate_pipeline_key(
         pipeline = await _locked(
             session, principal.org_id, pipeline_id, expected_version
         )
+        # Stored (and flushed) before the pipeline changes, so the pipeline is
+        # written once and its version grows by one.
+        new_secret_id = await _store_secret(ctx, session, principal.org_id, secret)
         retired = [pipeline.previous_key_secret_id]
         old_key, old_prefix = pipeline.pipeline_key, pipeline.pipeline_key_secret_prefix
         if grace_seconds:
@@ -319,9 +382,7 @@ async def rotate_pipeline_key(
             pipeline.previous_key_expires_at = None
         pipeline.pipeline_key = _new_key()
         pipeline.pipeline_key_secret_prefix = _secret_prefix(secret)
-        pipeline.key_secret_id = await _store_secret(
-            ctx, session, principal.org_id, secret
-        )
+        pipeline.key_secret_id = new_secret_id
         audit.record(
             session,
             ctx,
@@ -346,6 +407,11 @@ async def rotate_pipeline_key(
 def _filtered(
     statement: Select[Any], filters: PipelineFilter, dialect: str
 ) -> Select[Any]:
+    texts = [*filters.labels, filters.q or ""]
+    if not all(is_storable(text) for text in texts):
+        # Nothing stored holds such text, so nothing matches; the database
+        # would refuse to even compare it.
+        return statement.where(false())
     for label in filters.labels:
         statement = statement.where(array_contains(Pipeline.labels, label, dialect))
     if filters.type is not None:
@@ -360,6 +426,7 @@ def _filtered(
 async def _locked(
     session: AsyncSession, org_id: str, pipeline_id: str, expected_version: int | None
 ) -> Pipeline:
+    _check_id(pipeline_id)
     pipeline = await session.scalar(
         select(Pipeline)
         .where(Pipeline.id == pipeline_id, Pipeline.org_id == org_id)
@@ -373,6 +440,13 @@ async def _locked(
             f"not {expected_version}."
         )
     return pipeline
+
+
+def _check_id(pipeline_id: str) -> None:
+    """An id this service could not have issued names no pipeline; answered
+    without asking the database, which may refuse such text outright."""
+    if not PIPELINE_ID.match(pipeline_id):
+        raise NotFound.of("Pipeline", pipeline_id[:64])
 
 
 async def _check_unique(

@@ -37,10 +37,38 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+def is_storable(text: str) -> bool:
+    """False for text no column can hold: NUL characters (PostgreSQL refuses
+    them) and unpaired surrogates (not UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def email_problem(email: str, field: str = "email") -> FieldProblem | None:
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > MAX_EMAIL_LENGTH or " " in email:
+    if (
+        not local
+        or "." not in domain
+        or len(email) > MAX_EMAIL_LENGTH
+        or " " in email
+        or not is_storable(email)
+    ):
         return FieldProblem(field, "INVALID", "Enter a valid email address.")
+    return None
+
+
+def name_problem(name: str, field: str = "name") -> FieldProblem | None:
+    if not 1 <= len(name.strip()) <= MAX_NAME_LENGTH:
+        return FieldProblem(field, "INVALID_LENGTH", "Names are 1 to 200 characters.")
+    if not is_storable(name):
+        return FieldProblem(
+            field, "INVALID", "Names may not hold NUL characters or lone surrogates."
+        )
     return None
 
 

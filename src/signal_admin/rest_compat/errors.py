@@ -13,6 +13,7 @@ from signal_admin.errors import (
     DomainError,
     MethodNotAllowed,
     NotFound,
+    RateLimited,
 )
 from signal_admin.resolvers.access import RateLimitedWith
 from signal_admin.resolvers.validation import error_from_problems
@@ -23,7 +24,7 @@ _LOCATIONS = {"body", "query", "path", "header"}
 
 def error_response(error: DomainError) -> JSONResponse:
     headers = {}
-    if isinstance(error, RateLimitedWith):
+    if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(envelope(error), status_code=error.status, headers=headers)
 

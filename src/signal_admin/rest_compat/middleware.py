@@ -68,9 +68,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
                 extra = [(b"x-request-id", request_id.encode())]
                 extra += _rate_limit_headers(state.get("rate_limit"))
-                message["headers"] = list(message.get("headers", [])) + extra
+                # An answer that set a header itself (a 429's Retry-After) keeps it.
+                headers += [(k, v) for k, v in extra if k not in present]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -86,7 +90,7 @@ class RequestContextMiddleware:
 
     def _client_ip(self, scope: Scope, headers: dict[str, str]) -> str | None:
         client = scope.get("client")
-        peer = client[0] if client else None
+        peer: str | None = client[0] if client else None
         forwarded = headers.get("x-forwarded-for")
         if not forwarded or not peer or not self._is_trusted(peer):
             return peer
@@ -113,8 +117,10 @@ class RequestContextMiddleware:
         REQUESTS.labels(template, method, str(status)).inc()
         REQUEST_SECONDS.labels(template, method, str(status)).observe(seconds)
         principal = state.get("principal")
+        meta = state.get("meta")
         log.info(
             "http.request",
+            request_id=meta.request_id if meta else None,
             method=method,
             route=template,
             status=status,

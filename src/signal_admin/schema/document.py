@@ -1,0 +1,161 @@
+"""A GraphQL document made ready to run: parsed, its operation chosen, checked
+against the schema and its variables coerced.
+
+Parsing and validation are cached per document text (bounded, and only for
+documents of ordinary size), since clients send the same few documents over
+and over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+    parse,
+    specified_rules,
+)
+from graphql.execution.values import get_variable_values
+from strawberry.schema.schema import validate_document
+
+from signal_admin.schema.errors import InvalidDocument, UnparsableDocument
+
+CACHE_SIZE = 256
+CACHED_DOCUMENT_CHARS = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """The one operation of a document that a request runs."""
+
+    text: str
+    document: DocumentNode
+    definition: OperationDefinitionNode
+
+    @property
+    def type(self) -> OperationType:
+        return self.definition.operation
+
+    @property
+    def fragments(self) -> dict[str, FragmentDefinitionNode]:
+        return {
+            definition.name.value: definition
+            for definition in self.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+
+    def root_fields(self) -> dict[str, str]:
+        """The top-level fields, fragments expanded: response key → field name.
+        Fields sharing a response key run once, so they count once."""
+        fields: dict[str, str] = {}
+        for field in selected_fields(self.definition.selection_set, self.fragments):
+            key = field.alias.value if field.alias else field.name.value
+            fields.setdefault(key, field.name.value)
+        return fields
+
+
+def read_operation(query: str, operation_name: str | None) -> Operation:
+    """Parse `query` and pick the operation to run; not yet validated."""
+    document = _parsed(query) if _cacheable(query) else _parse(query)
+    definition = get_operation_ast(document, operation_name)
+    if definition is None:
+        message = _missing_operation(document, operation_name)
+        raise InvalidDocument([GraphQLError(message)])
+    return Operation(query, document, definition)
+
+
+def validate(
+    schema: GraphQLSchema, operation: Operation, variables: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Check the document against the schema and answer the operation's
+    coerced variables."""
+    document = operation.document
+    if _cacheable(operation.text):
+        errors = _validation_errors(schema, document)
+    else:
+        errors = _validate(schema, document)
+    if errors:
+        raise InvalidDocument(errors)
+    coerced = get_variable_values(
+        schema,
+        operation.definition.variable_definitions or (),
+        variables or {},
+        max_errors=20,
+    )
+    if isinstance(coerced, list):
+        raise InvalidDocument(coerced)
+    return coerced.coerced
+
+
+def selected_fields(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    _seen: frozenset[str] = frozenset(),
+) -> Iterator[FieldNode]:
+    """The fields of a selection set with its fragments expanded. Fragments that
+    are unknown or spread inside themselves are skipped (validation names
+    them), so this is safe on a document not yet validated."""
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from selected_fields(selection.selection_set, fragments, _seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in _seen:
+                yield from selected_fields(
+                    fragment.selection_set, fragments, _seen | {name}
+                )
+
+
+def _parse(query: str) -> DocumentNode:
+    try:
+        return parse(query)
+    except GraphQLError as error:
+        raise UnparsableDocument([error]) from None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _parsed(query: str) -> DocumentNode:
+    return _parse(query)
+
+
+def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    return validate_document(schema, document, tuple(specified_rules))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _validation_errors(
+    schema: GraphQLSchema, document: DocumentNode
+) -> list[GraphQLError]:
+    return _validate(schema, document)
+
+
+def _cacheable(query: str) -> bool:
+    return len(query) <= CACHED_DOCUMENT_CHARS
+
+
+def _missing_operation(document: DocumentNode, operation_name: str | None) -> str:
+    if operation_name:
+        return f"The document has no operation named {operation_name!r}."
+    operations = sum(
+        isinstance(definition, OperationDefinitionNode)
+        for definition in document.definitions
+    )
+    if operations > 1:
+        return "The document holds several operations: name one in operationName."
+    return "The document holds no operation."

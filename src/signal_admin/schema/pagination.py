@@ -1,0 +1,70 @@
+"""Relay-style connections over the service's keyset pages.
+
+`first` is the page size (1 to 100) and `after` the cursor of the last edge
+already seen; cursors are the same opaque strings the REST face hands out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from signal_admin.persistence.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    check_page_size,
+    encode_cursor,
+)
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+
+
+@strawberry.type(description="Where a page ends, and whether more follow.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(
+        description="Whether another page follows this one."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the last edge, to pass as `after`; null when "
+        "the page is empty."
+    )
+
+
+@strawberry.type(description="One item of a page, with its cursor.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(
+        description="Opaque; pass it as `after` to read the items after this one."
+    )
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of items, oldest first.")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The page's items.")
+    page_info: PageInfo = strawberry.field(description="Where the page ends.")
+
+
+def page_size(first: int | None) -> int:
+    """The `first` argument as a page size: 50 when null, else 1 to 100."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    return check_page_size(first, "first")
+
+
+def cursor_of(row: Any) -> str:
+    return encode_cursor({"id": row.id})
+
+
+def edges_of(page: Page[RowT], node_of: Callable[[RowT], NodeT]) -> list[Edge[NodeT]]:
+    return [Edge(cursor=cursor_of(row), node=node_of(row)) for row in page.items]
+
+
+def page_info_of(page: Page[Any]) -> PageInfo:
+    last = page.items[-1] if page.items else None
+    return PageInfo(
+        has_next_page=page.has_more,
+        end_cursor=cursor_of(last) if last is not None else None,
+    )

@@ -1,0 +1,513 @@
+"""Pipelines: one collection endpoint each (a website, an app or a server)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from signal_admin.errors import DomainError, NotFound
+from signal_admin.persistence.models import Pipeline as PipelineRow
+from signal_admin.resolvers import pipelines
+from signal_admin.resolvers.validation import parse
+from signal_admin.schema.context import Info
+from signal_admin.schema.errors import UserError, user_errors_or_raise
+from signal_admin.schema.fields import mutation_field, query_field
+from signal_admin.schema.inputs import given
+from signal_admin.schema.pagination import (
+    Connection,
+    edges_of,
+    page_info_of,
+    page_size,
+)
+from signal_admin.schema.scalars import JSON
+
+
+@strawberry.enum(description="What a pipeline collects events from.")
+class PipelineType(Enum):
+    WEB = strawberry.enum_value("web", description="A website.")
+    APP = strawberry.enum_value("app", description="A mobile or desktop app.")
+    SERVER = strawberry.enum_value("server", description="A backend service.")
+
+
+@strawberry.enum(description="Where sites load the collector script from.")
+class ScriptDeliveryMethod(Enum):
+    CDN = strawberry.enum_value("cdn", description="From the CDN.")
+    SELF_HOSTED = strawberry.enum_value(
+        "self_hosted", description="From the site's own server."
+    )
+
+
+@strawberry.type(description="How the JavaScript collector of a pipeline is built.")
+class JsBuilderConfig:
+    script_filename: str = strawberry.field(
+        description="The script's file name, e.g. d.js."
+    )
+    global_variable: str = strawberry.field(
+        description="The global the script exposes, e.g. _df."
+    )
+    delivery_method: ScriptDeliveryMethod = strawberry.field(
+        description="Where sites load the script from."
+    )
+    endpoint: str | None = strawberry.field(
+        description="The first-party collection URL the script sends events to."
+    )
+    batch_size: int = strawberry.field(description="Events sent together, 1 to 100.")
+    flush_interval_ms: int = strawberry.field(
+        description="The longest an event waits before it is sent, in ms."
+    )
+
+
+@strawberry.type(description="How visitors are recognised across domains.")
+class IdentityConfig:
+    cross_domain_enabled: bool = strawberry.field(
+        description="Whether the identity follows visitors across domains."
+    )
+    cross_domain_domains: list[str] = strawberry.field(
+        description="The domains that share the identity."
+    )
+
+
+@strawberry.type(description="One collection endpoint: a website, an app or a server.")
+class Pipeline:
+    id: strawberry.ID = strawberry.field(description="The pipeline's id (pip_…).")
+    name: str = strawberry.field(description="Unique in the organisation.")
+    slug: str = strawberry.field(description="Unique in the organisation.")
+    type: PipelineType = strawberry.field(
+        description="What the pipeline collects from."
+    )
+    pipeline_key: str = strawberry.field(
+        description="The public key collectors send with events (dk_…)."
+    )
+    pipeline_key_secret_prefix: str = strawberry.field(
+        description="The first characters of the key secret (sk_ and four more)."
+    )
+    domain_allowlist: list[str] = strawberry.field(
+        description="The domains allowed to send events; empty allows any."
+    )
+    labels: list[str] = strawberry.field(
+        description="Free labels; prefix:value makes groups."
+    )
+    rate_limit_rps: int = strawberry.field(description="Events accepted per second.")
+    parameters: JSON = strawberry.field(
+        description="Named string values integrations refer to."
+    )
+    config: JSON = strawberry.field(description="Free-form settings.")
+    js_builder_config: JsBuilderConfig = strawberry.field(
+        description="How the JavaScript collector is built."
+    )
+    identity_config: IdentityConfig = strawberry.field(
+        description="How visitors are recognised across domains."
+    )
+    challenge_token_required: bool = strawberry.field(
+        description="Whether collectors must present a challenge token."
+    )
+    previous_key_expires_at: datetime | None = strawberry.field(
+        description="When a rotated-out key stops being accepted; null if none."
+    )
+    enabled: bool = strawberry.field(description="Whether events are accepted.")
+    version: int = strawberry.field(
+        description="1, then one more on every change; pass it as expectedVersion."
+    )
+    created_at: datetime = strawberry.field(description="When it was created.")
+    updated_at: datetime = strawberry.field(description="The last change.")
+
+    @classmethod
+    def from_row(cls, pipeline: PipelineRow) -> Pipeline:
+        builder = pipelines.JsBuilderConfig.model_construct(
+            **pipeline.js_builder_config
+        )
+        identity = pipelines.IdentityConfig.model_construct(**pipeline.identity_config)
+        return cls(
+            id=strawberry.ID(pipeline.id),
+            name=pipeline.name,
+            slug=pipeline.slug,
+            type=PipelineType(pipeline.type),
+            pipeline_key=pipeline.pipeline_key,
+            pipeline_key_secret_prefix=pipeline.pipeline_key_secret_prefix,
+            domain_allowlist=pipeline.domain_allowlist,
+            labels=pipeline.labels,
+            rate_limit_rps=pipeline.rate_limit_rps,
+            parameters=JSON(pipeline.parameters),
+            config=JSON(pipeline.config),
+            js_builder_config=JsBuilderConfig(
+                script_filename=builder.script_filename,
+                global_variable=builder.global_variable,
+                delivery_method=ScriptDeliveryMethod(builder.delivery_method),
+                endpoint=builder.endpoint,
+                batch_size=builder.batch_size,
+                flush_interval_ms=builder.flush_interval_ms,
+            ),
+            identity_config=IdentityConfig(
+                cross_domain_enabled=identity.cross_domain_enabled,
+                cross_domain_domains=identity.cross_domain_domains,
+            ),
+            challenge_token_required=pipeline.challenge_token_required,
+            previous_key_expires_at=pipeline.previous_key_expires_at,
+            enabled=pipeline.enabled,
+            version=pipeline.version,
+            created_at=pipeline.created_at,
+            updated_at=pipeline.updated_at,
+        )
+
+
+@strawberry.type(description="A page of pipelines, oldest first.")
+class PipelineConnection(Connection[Pipeline]):
+    # TODO(graphql-total-count): add totalCount, counted only when selected,
+    # once the pipeline resolvers offer a count for a filter.
+    pass
+
+
+@strawberry.input(description="Which pipelines to list; every condition must hold.")
+class PipelineFilter:
+    labels: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Labels the pipeline must all carry."
+    )
+    type: PipelineType | None = strawberry.field(
+        default=strawberry.UNSET, description="Only pipelines of this type."
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Only enabled, or only disabled, ones."
+    )
+    q: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Text the name contains, ignoring case.",
+    )
+
+
+@strawberry.input(
+    description="How to build the JavaScript collector; fields left out take "
+    "their defaults."
+)
+class JsBuilderConfigInput:
+    script_filename: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The script's file name; d.js."
+    )
+    global_variable: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The global it exposes; _df."
+    )
+    delivery_method: ScriptDeliveryMethod | None = strawberry.field(
+        default=strawberry.UNSET, description="Where sites load it from; CDN."
+    )
+    endpoint: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The collection URL it sends to."
+    )
+    batch_size: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Events sent together, 1 to 100; 10."
+    )
+    flush_interval_ms: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The longest an event waits, 100 to 60000 ms; 1000.",
+    )
+
+
+@strawberry.input(description="How visitors are recognised across domains.")
+class IdentityConfigInput:
+    cross_domain_enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Follow visitors across domains."
+    )
+    cross_domain_domains: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="The domains that share the identity."
+    )
+
+
+@strawberry.input(
+    description="A new pipeline. Only name and type are required; the service "
+    "checks every field and reports all problems at once in userErrors."
+)
+class CreatePipelineInput:
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 200 characters; unique."
+    )
+    type: PipelineType | None = strawberry.field(
+        default=strawberry.UNSET, description="What it collects from."
+    )
+    slug: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Made from the name when left out."
+    )
+    domain_allowlist: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Allowed domains; empty allows any."
+    )
+    labels: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Free labels."
+    )
+    rate_limit_rps: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Events per second; 1000."
+    )
+    challenge_token_required: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Require a challenge token; false."
+    )
+    parameters: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="An object of string values."
+    )
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="An object of free-form settings."
+    )
+    js_builder_config: JsBuilderConfigInput | None = strawberry.field(
+        default=strawberry.UNSET, description="How the collector is built."
+    )
+    identity_config: IdentityConfigInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Cross-domain identity."
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Accept events; true."
+    )
+
+
+@strawberry.input(
+    description="A change to a pipeline: each field named replaces the stored "
+    "one whole; fields left out stay as they are."
+)
+class UpdatePipelineInput:
+    id: strawberry.ID = strawberry.field(description="The pipeline to change.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse the change unless the pipeline is at this version.",
+    )
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 200 characters; unique."
+    )
+    type: PipelineType | None = strawberry.field(
+        default=strawberry.UNSET, description="What it collects from."
+    )
+    slug: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Unique in the organisation."
+    )
+    domain_allowlist: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Allowed domains; empty allows any."
+    )
+    labels: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Free labels."
+    )
+    rate_limit_rps: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Events per second."
+    )
+    challenge_token_required: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Require a challenge token."
+    )
+    parameters: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="An object of string values."
+    )
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="An object of free-form settings."
+    )
+    js_builder_config: JsBuilderConfigInput | None = strawberry.field(
+        default=strawberry.UNSET, description="How the collector is built."
+    )
+    identity_config: IdentityConfigInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Cross-domain identity."
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Accept events."
+    )
+
+
+@strawberry.input(description="The pipeline to delete, with its integrations.")
+class DeletePipelineInput:
+    id: strawberry.ID = strawberry.field(description="The pipeline to delete.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse unless the pipeline is at this version.",
+    )
+
+
+@strawberry.input(description="The pipeline whose key and secret to replace.")
+class RotatePipelineKeyInput:
+    id: strawberry.ID = strawberry.field(description="The pipeline.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse unless the pipeline is at this version.",
+    )
+    grace_seconds: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="How long the old key keeps working, 0 to 86400; 0.",
+    )
+
+
+@strawberry.type(description="The result of createPipeline.")
+class CreatePipelinePayload:
+    pipeline: Pipeline | None = strawberry.field(
+        default=None, description="The new pipeline; null on failure."
+    )
+    pipeline_key_secret: str | None = strawberry.field(
+        default=None,
+        description="The key secret (sk_…), shown this once and never again.",
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of updatePipeline.")
+class UpdatePipelinePayload:
+    pipeline: Pipeline | None = strawberry.field(
+        default=None, description="The pipeline as changed; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of deletePipeline.")
+class DeletePipelinePayload:
+    deleted_pipeline_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the deleted pipeline; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it could not be deleted."
+    )
+
+
+@strawberry.type(description="The result of rotatePipelineKey.")
+class RotatePipelineKeyPayload:
+    pipeline: Pipeline | None = strawberry.field(
+        default=None, description="The pipeline with its new key; null on failure."
+    )
+    pipeline_key_secret: str | None = strawberry.field(
+        default=None,
+        description="The new key secret (sk_…), shown this once and never again.",
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+_ID_FIELDS = ("id", "expected_version")
+
+
+def _version(expected_version: int | None) -> int | None:
+    """The version an update must find; None (no check) when left out."""
+    return None if expected_version is strawberry.UNSET else expected_version
+
+
+@strawberry.type
+class PipelinesQuery:
+    @query_field(description="One pipeline of the organisation; null if none.")
+    async def pipeline(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Its id.")],
+    ) -> Pipeline | None:
+        try:
+            row = await pipelines.get_pipeline(info.context.request, id)
+        except NotFound:
+            return None
+        return Pipeline.from_row(row)
+
+    @query_field(description="The organisation's pipelines, oldest first.")
+    async def pipelines(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100.")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="The endCursor of the previous page."),
+        ] = strawberry.UNSET,
+        filter: Annotated[
+            PipelineFilter | None,
+            strawberry.argument(description="Which pipelines to list."),
+        ] = strawberry.UNSET,
+    ) -> PipelineConnection:
+        conditions = given(filter) if filter else {}
+        filters = parse(
+            pipelines.PipelineFilter,
+            {name: value for name, value in conditions.items() if value is not None},
+        )
+        page = await pipelines.list_pipelines(
+            info.context.request, filters, cursor=after or None, limit=page_size(first)
+        )
+        return PipelineConnection(
+            edges=edges_of(page, Pipeline.from_row), page_info=page_info_of(page)
+        )
+
+
+@strawberry.type
+class PipelinesMutation:
+    @mutation_field(
+        description="Create a pipeline; the payload shows its key secret once."
+    )
+    async def create_pipeline(
+        self,
+        info: Info,
+        input: Annotated[
+            CreatePipelineInput, strawberry.argument(description="The pipeline.")
+        ],
+    ) -> CreatePipelinePayload | None:
+        try:
+            created = await pipelines.create_pipeline(
+                info.context.request, given(input)
+            )
+        except DomainError as error:
+            return CreatePipelinePayload(user_errors=user_errors_or_raise(error))
+        return CreatePipelinePayload(
+            pipeline=Pipeline.from_row(created.pipeline),
+            pipeline_key_secret=created.pipeline_key_secret,
+        )
+
+    @mutation_field(description="Replace the fields named in the input.")
+    async def update_pipeline(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdatePipelineInput, strawberry.argument(description="The change.")
+        ],
+    ) -> UpdatePipelinePayload | None:
+        try:
+            row = await pipelines.update_pipeline(
+                info.context.request,
+                input.id,
+                given(input, exclude=_ID_FIELDS),
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return UpdatePipelinePayload(user_errors=user_errors_or_raise(error))
+        return UpdatePipelinePayload(pipeline=Pipeline.from_row(row))
+
+    @mutation_field(description="Delete a pipeline with its integrations.")
+    async def delete_pipeline(
+        self,
+        info: Info,
+        input: Annotated[
+            DeletePipelineInput, strawberry.argument(description="The pipeline.")
+        ],
+    ) -> DeletePipelinePayload | None:
+        try:
+            await pipelines.delete_pipeline(
+                info.context.request,
+                input.id,
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return DeletePipelinePayload(user_errors=user_errors_or_raise(error))
+        return DeletePipelinePayload(deleted_pipeline_id=input.id)
+
+    @mutation_field(
+        description=(
+            "Issue a new key and secret; the old key stops working at once, or "
+            "after graceSeconds."
+        )
+    )
+    async def rotate_pipeline_key(
+        self,
+        info: Info,
+        input: Annotated[
+            RotatePipelineKeyInput, strawberry.argument(description="The pipeline.")
+        ],
+    ) -> RotatePipelineKeyPayload | None:
+        try:
+            rotated = await pipelines.rotate_pipeline_key(
+                info.context.request,
+                input.id,
+                given(input, exclude=_ID_FIELDS),
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return RotatePipelineKeyPayload(user_errors=user_errors_or_raise(error))
+        return RotatePipelineKeyPayload(
+            pipeline=Pipeline.from_row(rotated.pipeline),
+            pipeline_key_secret=rotated.pipeline_key_secret,
+        )

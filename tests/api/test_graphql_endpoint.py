@@ -1,0 +1,361 @@
+"""The GraphQL endpoint over HTTP: methods, media types, status codes, the
+limits checked before a document runs, rate limiting and cost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+
+from signal_admin.app import create_app
+from signal_admin.resolvers import pipelines
+from tests.conftest import make_settings
+from tests.factories import PASSWORD, Factory, Member
+
+GRAPHQL = "/v1/admin/graphql"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+CREATE = """
+  {alias}: createPipeline(input: {{name: "{name}", type: WEB}}) {{
+    pipeline {{ id }}
+  }}
+"""
+PAGE = "{ pipelines { edges { node { id } } } }"
+
+
+def error_codes(response: Response) -> list[str]:
+    return [error["extensions"]["code"] for error in response.json()["errors"]]
+
+
+def creations(count: int) -> str:
+    fields = "".join(
+        CREATE.format(alias=f"p{index}", name=f"Site {index}") for index in range(count)
+    )
+    return f"mutation {{ {fields} }}"
+
+
+async def post(
+    client: AsyncClient, query: str, member: Member | None = None, **headers: str
+) -> Response:
+    if member is not None:
+        headers["Authorization"] = f"Bearer {member.access_token}"
+    return await client.post(GRAPHQL, json={"query": query}, headers=headers)
+
+
+async def test_a_query_over_get_runs(client: AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+
+    response = await client.get(
+        GRAPHQL, params={"query": "{ me { id } }"}, headers=org.owner.headers
+    )
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {"me": {"id": org.owner.id}}
+
+
+async def test_a_mutation_over_get_is_refused_with_405(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.get(
+        GRAPHQL, params={"query": creations(1)}, headers=org.owner.headers
+    )
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert error_codes(response) == ["METHOD_NOT_ALLOWED"]
+
+
+async def test_answers_are_graphql_responses_by_default(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, "{ me { id } }", org.owner)
+
+    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+
+
+async def test_a_syntax_error_answers_400_by_default(client: AsyncClient) -> None:
+    response = await post(client, "{ me { id }")
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert error_codes(response) == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_a_syntax_error_answers_200_under_application_json(
+    client: AsyncClient,
+) -> None:
+    response = await post(client, "{ me { id }", Accept="application/json")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert error_codes(response) == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_a_document_that_does_not_validate_answers_400(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, "{ me { shoeSize } }", org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert response.json()["errors"][0]["locations"] == [{"line": 1, "column": 8}]
+
+
+async def test_variables_that_do_not_fit_answer_400(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        GRAPHQL,
+        json={
+            "query": "query ($id: ID!) { pipeline(id: $id) { id } }",
+            "variables": {"id": None},
+        },
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_a_body_that_is_not_json_answers_415(client: AsyncClient) -> None:
+    response = await client.post(
+        GRAPHQL, content="{ __typename }", headers={"Content-Type": "text/plain"}
+    )
+
+    assert response.status_code == 415
+    assert error_codes(response) == ["UNSUPPORTED_MEDIA_TYPE"]
+
+
+async def test_a_body_that_does_not_parse_answers_400(client: AsyncClient) -> None:
+    response = await client.post(
+        GRAPHQL,
+        content='{"query": ',
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["INVALID_JSON"]
+
+
+async def test_a_body_without_a_query_answers_400(client: AsyncClient) -> None:
+    response = await client.post(
+        GRAPHQL, json={"variables": {}}, headers={"Accept": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["BAD_REQUEST"]
+
+
+async def test_a_batch_is_refused(client: AsyncClient) -> None:
+    response = await client.post(
+        GRAPHQL, json=[{"query": "{ __typename }"}, {"query": "{ __typename }"}]
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["BAD_REQUEST"]
+
+
+async def test_other_methods_answer_405(client: AsyncClient) -> None:
+    response = await client.delete(GRAPHQL)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_ten_mutation_fields_run(client: AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+
+    response = await post(client, creations(10), org.owner)
+
+    assert "errors" not in response.json()
+    assert len(response.json()["data"]) == 10
+
+
+async def test_the_eleventh_mutation_field_refuses_the_document(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, creations(11), org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["TOO_MANY_MUTATIONS"]
+    listed = await post(client, PAGE, org.owner)
+    assert listed.json()["data"]["pipelines"]["edges"] == []
+
+
+async def test_two_logins_in_one_document_are_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org(sign_in=False)
+    login = (
+        '{alias}: login(input: {{email: "{email}", password: "{password}"}}) '
+        "{{ userErrors {{ code }} }}"
+    )
+    fields = [
+        login.format(alias=alias, email=org.owner.email, password=PASSWORD)
+        for alias in ("first", "second")
+    ]
+
+    response = await post(client, f"mutation {{ {' '.join(fields)} }}")
+
+    assert error_codes(response) == ["TOO_MANY_MUTATIONS"]
+
+
+async def test_a_document_of_several_operations_needs_an_operation_name(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    document = "query A { __typename } query B { me { id } }"
+
+    response = await post(client, document, org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_the_named_operation_runs(client: AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    document = "query A { __typename } query B { me { id } }"
+
+    response = await client.post(
+        GRAPHQL,
+        json={"query": document, "operationName": "B"},
+        headers=org.owner.headers,
+    )
+
+    assert response.json()["data"] == {"me": {"id": org.owner.id}}
+
+
+async def test_every_answer_carries_its_cost(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    query = (
+        "{ pipelines(first: 5) { edges { node { id name } } "
+        "pageInfo { hasNextPage } } }"
+    )
+
+    response = await post(client, query, org.owner)
+
+    # pipelines, edges, pageInfo, hasNextPage, and node, id, name for 5 edges.
+    assert response.json()["extensions"] == {"cost": 4 + 3 * 5}
+
+
+async def test_a_connection_without_first_counts_its_default_page(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, "{ pipelines { edges { node { id } } } }", org.owner)
+
+    # pipelines, edges, and node and id for the default page of 50.
+    assert response.json()["extensions"] == {"cost": 2 + 2 * 50}
+
+
+async def test_a_list_without_first_counts_as_ten(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    document = (
+        'mutation { createPipeline(input: {name: "Shop", type: WEB}) '
+        "{ pipeline { id } userErrors { code } } }"
+    )
+
+    response = await post(client, document, org.owner)
+
+    # createPipeline, pipeline, id, userErrors, and code for 10 user errors.
+    assert response.json()["extensions"] == {"cost": 4 + 10}
+
+
+async def test_graphiql_is_served_to_browsers_in_development(
+    client: AsyncClient,
+) -> None:
+    response = await client.get(GRAPHQL, headers={"Accept": "text/html"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "graphiql" in response.text.lower()
+
+
+@pytest.fixture
+async def limited_app(
+    database_url: str, redis_url: str | None
+) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        make_settings(database_url, redis_url, rate_limit_per_minute=3)
+    )
+    async with LifespanManager(application):
+        yield application
+
+
+async def test_a_caller_over_the_rate_limit_gets_429(
+    limited_app: FastAPI, factory: Factory
+) -> None:
+    org = await factory.org()
+    transport = ASGITransport(app=limited_app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for _ in range(3):
+            await post(http, "{ me { id } }", org.owner)
+
+        response = await post(http, "{ me { id } }", org.owner)
+
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    assert error_codes(response) == ["RATE_LIMITED"]
+    assert response.json()["errors"][0]["message"].startswith("Rate limit exceeded.")
+
+
+async def test_each_mutation_field_is_charged(
+    limited_app: FastAPI, factory: Factory
+) -> None:
+    org = await factory.org()
+    transport = ASGITransport(app=limited_app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await post(http, creations(4), org.owner)
+
+    assert response.status_code == 429
+    assert error_codes(response) == ["RATE_LIMITED"]
+
+
+async def test_an_unexpected_error_is_masked(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await factory.org()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("connection to db-7.internal refused")
+
+    monkeypatch.setattr(pipelines, "list_pipelines", broken)
+
+    response = await post(client, PAGE, org.owner)
+
+    assert response.status_code == 200
+    assert error_codes(response) == ["INTERNAL_ERROR"]
+    assert "db-7" not in response.text
+
+
+async def test_graphiql_is_not_served_in_production(
+    database_url: str, redis_url: str | None
+) -> None:
+    settings = make_settings(database_url, redis_url, signal_env="production")
+    application = create_app(settings)
+
+    async with LifespanManager(application):
+        transport = ASGITransport(app=application)
+        async with AsyncClient(transport=transport, base_url="http://test") as http:
+            response = await http.get(GRAPHQL, headers={"Accept": "text/html"})
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["BAD_REQUEST"]
