@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (auth.router, pipelines.router):
         app.include_router(router, responses=ERROR_RESPONSES)
-    app.include_router(graphql_router(settings), prefix=API_PREFIX)
+    app.include_router(graphql_router(settings))
     app.include_router(health.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, json_prefix=API_PREFIX

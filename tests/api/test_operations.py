@@ -63,3 +63,16 @@ async def test_each_request_logs_one_line_with_its_id_user_route_and_status(
     assert lines[0]["route"] == "/v1/admin/pipelines"
     assert lines[0]["status"] == 200
     assert isinstance(lines[0]["duration_ms"], float)
+
+
+async def test_metrics_label_graphql_requests_with_the_endpoint_path(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    await client.post(
+        "/v1/admin/graphql", json={"query": "{ me { id } }"}, headers=org.owner.headers
+    )
+
+    response = await client.get("/metrics")
+
+    assert 'route="/v1/admin/graphql",status="200"' in response.text

@@ -34,6 +34,7 @@ from signal_admin.resolvers.context import (
     RequestMeta,
     Services,
 )
+from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.middleware import state_of
 from signal_admin.schema import admission
 from signal_admin.schema.context import GraphQLContext
@@ -63,7 +64,7 @@ _QUERIES_AND_MUTATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION}
 
 
 def graphql_router(settings: Settings) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(prefix=API_PREFIX)
     serve_ide = not settings.is_production
 
     @router.get(PATH, include_in_schema=False)
