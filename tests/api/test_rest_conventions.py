@@ -390,3 +390,19 @@ async def test_delete_answers_204_with_no_body(factory: Factory) -> None:
 
     assert response.status_code == 204
     assert response.content == b""
+
+
+async def test_if_match_with_an_absurdly_long_version_is_a_bad_request(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+
+    response = await client.patch(
+        f"/v1/admin/pipelines/{pipeline['id']}",
+        json={"enabled": False},
+        headers={**org.owner.headers, "If-Match": '"v' + "9" * 5000 + '"'},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_REQUEST"

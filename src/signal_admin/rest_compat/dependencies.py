@@ -14,7 +14,7 @@ from signal_admin.resolvers.access import charge, identify
 from signal_admin.resolvers.context import RequestContext, RequestMeta, Services
 from signal_admin.rest_compat.middleware import state_of
 
-_ETAG = re.compile(r'^(?:W/)?"v(\d+)"$')
+_ETAG = re.compile(r'^(?:W/)?"v(\d{1,9})"$')
 
 
 def services_of(request: Request) -> Services:
