@@ -75,7 +75,7 @@ def forged_token(
 
 def unsigned_token(token: str) -> str:
     """`token`'s claims under `alg: none`, with no signature at all."""
-    return jwt.encode(claims_of(token), None, algorithm="none")
+    return jwt.encode(claims_of(token), "", algorithm="none")
 
 
 async def set_user(app: FastAPI, user_id: str, **values: Any) -> None:

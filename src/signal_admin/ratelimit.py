@@ -52,14 +52,30 @@ def _decision(
 
 
 class MemoryRateLimiter:
-    """One process's limiter: a deque of request times per key."""
+    """One process's limiter: a deque of request times per key.
 
-    def __init__(self) -> None:
+    Keys whose window has emptied are swept out now and then, so a stream of
+    one-off callers (client addresses, unknown emails) does not grow memory
+    without bound.
+    """
+
+    def __init__(self, sweep_interval: float = 60.0) -> None:
         self._logs: dict[str, deque[float]] = {}
+        self._windows: dict[str, float] = {}
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
+
+    @property
+    def tracked_keys(self) -> int:
+        """How many keys the limiter holds request times for."""
+        return len(self._logs)
 
     async def hit(self, key: str, limit: int, window: float) -> RateDecision:
         now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
         entries = self._logs.setdefault(key, deque())
+        self._windows[key] = window
         while entries and entries[0] <= now - window:
             entries.popleft()
         allowed = len(entries) < limit
@@ -69,8 +85,22 @@ class MemoryRateLimiter:
             allowed, limit, len(entries), entries[0] if entries else now, now, window
         )
         if not entries:
-            del self._logs[key]
+            self._forget(key)
         return decision
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_interval
+        stale = [
+            key
+            for key, entries in self._logs.items()
+            if not entries or entries[-1] <= now - self._windows[key]
+        ]
+        for key in stale:
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        del self._logs[key]
+        del self._windows[key]
 
 
 # Trims the key's sorted set to the window, adds the request when there is room

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from signal_admin.config import Settings
 from tests.factories import PASSWORD, Factory, Member, error_code, unique_email
@@ -28,10 +29,12 @@ WRONG_PASSWORD = "not the right password"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-async def _login(client: AsyncClient, email: str, password: str = PASSWORD) -> dict:
+async def _login(
+    client: AsyncClient, email: str, password: str = PASSWORD
+) -> dict[str, Any]:
     response = await client.post(LOGIN, json={"email": email, "password": password})
     assert response.status_code == 200, response.text
-    pair: dict = response.json()
+    pair: dict[str, Any] = response.json()
     return pair
 
 
@@ -391,7 +394,7 @@ async def test_reuse_within_the_grace_window_revokes_nothing(
 
 async def _reuse_after_grace(
     migrated_database: str, redis_url: str | None, member: Member
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Refresh once, then present the spent token again after the (zero)
     grace window; answer the rotated pair and the reuse's body."""
     async with (
@@ -458,7 +461,7 @@ async def test_reuse_leaves_other_users_signed_in(
     assert (await client.get(ME, headers=editor.headers)).status_code == 200
 
 
-async def _race_refreshes(client: AsyncClient, refresh_token: str) -> list:
+async def _race_refreshes(client: AsyncClient, refresh_token: str) -> list[Response]:
     return list(
         await asyncio.gather(
             *(

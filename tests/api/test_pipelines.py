@@ -788,6 +788,22 @@ async def test_delete_removes_the_stored_secret(
     assert await stored_secrets(factory.app, org.id) == []
 
 
+async def test_delete_removes_a_rotated_out_secret_too(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    created = await factory.pipeline(org.owner)
+    await client.post(
+        _url(created, "/rotate-key"),
+        json={"grace_seconds": 60},
+        headers=org.owner.headers,
+    )
+
+    await client.delete(_url(created), headers=org.owner.headers)
+
+    assert await stored_secrets(factory.app, org.id) == []
+
+
 async def test_delete_with_a_stale_etag_answers_precondition_failed(
     client: AsyncClient, factory: Factory
 ) -> None:
@@ -962,6 +978,53 @@ async def test_rotation_with_grace_keeps_the_old_key_until_it_expires(
     assert TIMESTAMP.match(expires_at)
     assert expires_at > response.json()["updated_at"]
     assert len(await stored_secrets(factory.app, org.id)) == 2
+
+
+async def test_second_rotation_with_grace_retires_the_oldest_secret(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    created = await factory.pipeline(org.owner)
+    first = await client.post(
+        _url(created, "/rotate-key"),
+        json={"grace_seconds": 60},
+        headers=org.owner.headers,
+    )
+
+    second = await client.post(
+        _url(created, "/rotate-key"),
+        json={"grace_seconds": 60},
+        headers=org.owner.headers,
+    )
+
+    cipher = factory.app.state.services.cipher
+    kept = {
+        cipher.decrypt(secret.ciphertext, secret.id)
+        for secret in await stored_secrets(factory.app, org.id)
+    }
+    assert kept == {
+        first.json()["pipeline_key_secret"],
+        second.json()["pipeline_key_secret"],
+    }
+
+
+async def test_rotation_without_grace_ends_an_earlier_grace_at_once(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    created = await factory.pipeline(org.owner)
+    await client.post(
+        _url(created, "/rotate-key"),
+        json={"grace_seconds": 60},
+        headers=org.owner.headers,
+    )
+
+    response = await client.post(
+        _url(created, "/rotate-key"), json={}, headers=org.owner.headers
+    )
+
+    assert response.json()["previous_key_expires_at"] is None
+    assert len(await stored_secrets(factory.app, org.id)) == 1
 
 
 @pytest.mark.parametrize("grace_seconds", [-1, 86_401])

@@ -12,7 +12,7 @@ import os
 import uuid
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from tests.factories import PASSWORD, Factory, error_code
 from tests.helpers import client_of, dedicated_app
@@ -27,7 +27,9 @@ def _fresh_address() -> str:
     return f"10.{value % 250}.{value // 250 % 250}.{value // 62_500 % 250 + 1}"
 
 
-async def _spend(http: AsyncClient, headers: dict[str, str], times: int) -> list:
+async def _spend(
+    http: AsyncClient, headers: dict[str, str], times: int
+) -> list[Response]:
     return [await http.get(ME, headers=headers) for _ in range(times)]
 
 

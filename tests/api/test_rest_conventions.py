@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from httpx import AsyncClient
 
-from tests.factories import Factory, error_code
-from tests.helpers import TIMESTAMP
+from tests.factories import PASSWORD, Factory, error_code
+from tests.helpers import TIMESTAMP, audit_entries, client_of, dedicated_app
 
 PIPELINES = "/v1/admin/pipelines"
 ONE_MIB = 1024 * 1024
@@ -406,3 +406,47 @@ async def test_if_match_with_an_absurdly_long_version_is_a_bad_request(
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BAD_REQUEST"
+
+
+async def _login_address(
+    migrated_database: str,
+    redis_url: str | None,
+    factory: Factory,
+    trusted_proxies: list[str],
+) -> str | None:
+    """Sign in through an app trusting `trusted_proxies`, with a request that
+    reaches it from 127.0.0.1 forwarded for 198.51.100.1 and then 203.0.113.7;
+    answer the client address the login's audit entry names."""
+    org = await factory.org(sign_in=False)
+    async with (
+        dedicated_app(
+            migrated_database, redis_url, trusted_proxies=trusted_proxies
+        ) as app,
+        client_of(app, address="127.0.0.1") as http,
+    ):
+        response = await http.post(
+            "/v1/admin/auth/login",
+            json={"email": org.owner.email, "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7"},
+        )
+    assert response.status_code == 200
+    entries = await audit_entries(factory.app, org.id, "auth.login")
+    return entries[0].ip_address
+
+
+async def test_client_address_comes_from_a_trusted_proxys_forwarded_for(
+    migrated_database: str, redis_url: str | None, factory: Factory
+) -> None:
+    address = await _login_address(
+        migrated_database, redis_url, factory, ["127.0.0.0/8"]
+    )
+
+    assert address == "203.0.113.7"
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+    migrated_database: str, redis_url: str | None, factory: Factory
+) -> None:
+    address = await _login_address(migrated_database, redis_url, factory, [])
+
+    assert address == "127.0.0.1"

@@ -141,6 +141,27 @@ class TestMemoryRateLimiter:
         assert decision.reset_at == 1_000_060
         assert decision.retry_after == 0
 
+    async def test_forgets_keys_whose_window_has_passed(self, clock: FakeClock) -> None:
+        limiter = MemoryRateLimiter(sweep_interval=60)
+        for address in range(100):
+            await limiter.hit(f"ip:{address}", 5, 60)
+        clock.now += 61
+
+        await limiter.hit("ip:new", 5, 60)
+
+        assert limiter.tracked_keys == 1
+
+    async def test_keeps_keys_still_inside_their_window(self, clock: FakeClock) -> None:
+        limiter = MemoryRateLimiter(sweep_interval=60)
+        await limiter.hit("login:a", 1, 600)
+        clock.now += 61
+
+        await limiter.hit("ip:new", 5, 60)
+        refused = await limiter.hit("login:a", 1, 600)
+
+        assert limiter.tracked_keys == 2
+        assert refused.allowed is False
+
 
 class TestRedisRateLimiterWhenUnreachable:
     async def test_lets_the_request_through(self) -> None:

@@ -79,7 +79,7 @@ class TestVerifyAccess:
         claims = jwt.decode(
             _issue_access(_service()), options={"verify_signature": False}
         )
-        unsigned = jwt.encode(claims, None, algorithm="none")
+        unsigned = jwt.encode(claims, "", algorithm="none")
 
         with pytest.raises(InvalidToken):
             _service().verify_access(unsigned)
