@@ -19,6 +19,7 @@ from signal_admin.resolvers.context import Services
 from signal_admin.rest_compat import API_PREFIX, auth, health, pipelines
 from signal_admin.rest_compat.errors import install_error_handlers
 from signal_admin.rest_compat.middleware import (
+    AdmissionMiddleware,
     BodyLimitMiddleware,
     RequestContextMiddleware,
 )
@@ -27,6 +28,17 @@ from signal_admin.schema.endpoint import graphql_router
 from signal_admin.security.crypto import Cipher
 from signal_admin.security.tokens import TokenService
 
+# REST paths that answer without a token (charged to the client address).
+PUBLIC_PATHS = frozenset(
+    f"{API_PREFIX}{path}"
+    for path in (
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/accept-invite",
+        "/openapi.json",
+        "/docs",
+    )
+)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorEnvelope, "description": "The error envelope."},
     "5XX": {"model": ErrorEnvelope, "description": "The error envelope."},
@@ -84,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None if settings.is_production else f"{API_PREFIX}/docs",
         redoc_url=None,
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     for router in (auth.router, pipelines.router):
@@ -92,6 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, json_prefix=API_PREFIX
+    )
+    app.add_middleware(
+        AdmissionMiddleware,
+        prefix=API_PREFIX,
+        public_paths=PUBLIC_PATHS,
+        skip=f"{API_PREFIX}/graphql",
     )
     app.add_middleware(
         RequestContextMiddleware, trusted_proxies=settings.trusted_proxies

@@ -89,6 +89,13 @@ def _configure_sqlite_connection(
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's own lower() folds ASCII only; case-insensitive name filters must
+    # find "ÉCOLE" with "école" as PostgreSQL does.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:

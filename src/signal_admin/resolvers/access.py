@@ -7,6 +7,8 @@ IP) against the shared sliding window.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from signal_admin.errors import InvalidToken, RateLimited, Unauthorized
 from signal_admin.metrics import RATE_LIMIT_REFUSALS
 from signal_admin.ratelimit import RateDecision
@@ -31,11 +33,45 @@ async def identify(services: Services, authorization: str | None) -> Principal |
     return await authenticate(services, token)
 
 
-async def require_principal(services: Services, authorization: str | None) -> Principal:
-    principal = await identify(services, authorization)
-    if principal is None:
-        raise Unauthorized()
-    return principal
+@dataclass(frozen=True, slots=True)
+class Admission:
+    principal: Principal | None
+    decision: RateDecision
+
+
+async def admit(
+    services: Services,
+    authorization: str | None,
+    meta: RequestMeta,
+    *,
+    token_required: bool,
+) -> Admission:
+    """Identify the caller and charge one request to them, in that order.
+
+    The charge comes before any refusal of the token, so guessing tokens is
+    limited like any other request. Where no token is required, a stale or
+    broken one is ignored: a client refreshing because its access token
+    expired often still sends it.
+    """
+    refusal: Unauthorized | None = None
+    try:
+        principal = await identify(services, authorization)
+    except Unauthorized as error:
+        principal, refusal = None, error
+    decision = await charge(services, principal, meta)
+    if token_required and principal is None:
+        raise RefusedAfterCharge(refusal or Unauthorized(), decision)
+    return Admission(principal, decision)
+
+
+class RefusedAfterCharge(Exception):
+    """An authentication refusal that already cost the caller a request: the
+    answer still carries the rate-limit headers."""
+
+    def __init__(self, error: Unauthorized, decision: RateDecision) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.decision = decision
 
 
 async def charge(

@@ -187,10 +187,12 @@ class PipelineUpdate(BaseModel):
 
 
 class PipelineFilter(BaseModel):
-    labels: list[str] = []
+    model_config = ConfigDict(extra="forbid")
+
+    labels: Annotated[list[str], Field(max_length=50)] = []
     type: PipelineType | None = None
     enabled: bool | None = None
-    q: str | None = None
+    q: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class RotateKey(BaseModel):

@@ -8,9 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from signal_admin.errors import BadRequest, Unauthorized
+from signal_admin.errors import BadRequest
 from signal_admin.persistence.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from signal_admin.resolvers.access import charge, identify
 from signal_admin.resolvers.context import RequestContext, RequestMeta, Services
 from signal_admin.rest_compat.middleware import state_of
 
@@ -27,35 +26,21 @@ def _meta(request: Request) -> RequestMeta:
     return meta if isinstance(meta, RequestMeta) else RequestMeta()
 
 
-async def caller_context(request: Request) -> RequestContext:
-    """The context of a call that works without a token (login, refresh):
-    charged to the user when a valid token comes along, else to the client IP.
+def caller_context(request: Request) -> RequestContext:
+    """The context of a call that works without a token (login, refresh).
+    The admission middleware has already identified and charged the caller."""
+    return RequestContext(
+        services=services_of(request),
+        meta=_meta(request),
+        principal=state_of(request.scope).get("principal"),
+    )
 
-    A token these routes do not need is ignored when it is stale or broken: a
-    client refreshing because its access token expired often still sends it.
-    """
-    return await _context(request, token_needed=False)
 
-
-async def user_context(request: Request) -> RequestContext:
+def user_context(
+    ctx: Annotated[RequestContext, Depends(caller_context)],
+) -> RequestContext:
     """The context of a call that needs a signed-in user."""
-    ctx = await _context(request, token_needed=True)
     ctx.authenticated()
-    return ctx
-
-
-async def _context(request: Request, *, token_needed: bool) -> RequestContext:
-    services = services_of(request)
-    state = state_of(request.scope)
-    try:
-        principal = await identify(services, request.headers.get("authorization"))
-    except Unauthorized:
-        if token_needed:
-            raise
-        principal = None
-    state["principal"] = principal
-    ctx = RequestContext(services=services, meta=_meta(request), principal=principal)
-    state["rate_limit"] = await charge(services, principal, ctx.meta)
     return ctx
 
 

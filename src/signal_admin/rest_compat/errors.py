@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from signal_admin.errors import (
     BadRequest,
     DomainError,
+    InvalidJson,
     MethodNotAllowed,
     NotFound,
     RateLimited,
@@ -55,6 +56,9 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         domain = MethodNotAllowed(
             f"{request.method} is not allowed on {request.url.path}."
         )
+    elif error.status_code == 400:
+        # FastAPI's only 400 of its own: a body it could not decode as JSON.
+        domain = InvalidJson()
     else:
         domain = BadRequest(str(error.detail))
     response = error_response(domain)

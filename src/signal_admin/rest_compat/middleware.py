@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signal_admin.errors import (
@@ -22,6 +23,7 @@ from signal_admin.errors import (
 )
 from signal_admin.metrics import REQUEST_SECONDS, REQUESTS
 from signal_admin.ratelimit import RateDecision
+from signal_admin.resolvers.access import RateLimitedWith, RefusedAfterCharge, admit
 from signal_admin.resolvers.context import RequestMeta
 
 log = structlog.get_logger("signal_admin.http")
@@ -129,6 +131,56 @@ class RequestContextMiddleware:
         )
 
 
+class AdmissionMiddleware:
+    """Authenticates and charges every REST call before its body is read, so a
+    refusal (401, 429) costs no parsing, and malformed or oversized bodies are
+    charged like any other request.
+
+    Routes in `public_paths` work without a token, and a path no route serves
+    answers its 404 whoever asks; the GraphQL endpoint, which charges by
+    document, admits its own callers.
+    """
+
+    def __init__(
+        self, app: ASGIApp, prefix: str, public_paths: frozenset[str], skip: str
+    ) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.public_paths = public_paths
+        self.skip = skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not path.startswith(self.prefix)
+            or path == self.skip
+        ):
+            await self.app(scope, receive, send)
+            return
+        state = state_of(scope)
+        services = scope["app"].state.services
+        meta = state.get("meta") or RequestMeta()
+        try:
+            admission = await admit(
+                services,
+                _headers(scope).get("authorization"),
+                meta,
+                token_required=path not in self.public_paths and _routed(scope),
+            )
+        except RateLimitedWith as error:
+            state["rate_limit"] = error.decision
+            await send_error(send, error)
+            return
+        except RefusedAfterCharge as refused:
+            state["rate_limit"] = refused.decision
+            await send_error(send, refused.error)
+            return
+        state["principal"] = admission.principal
+        state["rate_limit"] = admission.decision
+        await self.app(scope, receive, send)
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over the size limit (413) and, on the REST face,
     bodies that are not JSON (415), before any route reads them."""
@@ -233,3 +285,11 @@ def _rate_limit_headers(decision: RateDecision | None) -> list[tuple[bytes, byte
     if not decision.allowed:
         headers.append((b"retry-after", str(decision.retry_after).encode()))
     return headers
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether any route of the app serves this path (for any method)."""
+    return any(
+        route.matches(scope)[0] is not Match.NONE
+        for route in scope["app"].router.routes
+    )

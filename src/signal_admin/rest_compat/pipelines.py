@@ -17,6 +17,7 @@ from signal_admin.resolvers.pipelines import (
     PipelineUpdate,
     RotateKey,
 )
+from signal_admin.resolvers.validation import parse
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
@@ -81,7 +82,9 @@ async def list_pipelines(
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """List the organisation's pipelines, oldest first."""
-    filters = PipelineFilter(labels=label, type=type, enabled=enabled, q=q)
+    filters = parse(
+        PipelineFilter, {"labels": label, "type": type, "enabled": enabled, "q": q}
+    )
     page = await pipelines.list_pipelines(ctx, filters, cursor=cursor, limit=limit)
     return list_body(page, pipeline_body)
 

@@ -27,6 +27,8 @@ AUDIENCE = "signal-admin"
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "jti", "type"]
 
+LAST_TIMESTAMP = 253_402_300_800  # 10000-01-01T00:00:00Z
+
 TokenType = Literal["access", "refresh"]
 
 
@@ -116,9 +118,13 @@ class TokenService:
             if expected == "access":
                 raise ExpiredToken() from error
             raise invalid("The refresh token has expired.") from error
-        except jwt.PyJWTError as error:
+        except (jwt.PyJWTError, OverflowError, ValueError, TypeError) as error:
+            # Out-of-range numeric claims fail in date arithmetic, not in
+            # PyJWT's own checks; they are as invalid as a bad signature.
             raise invalid() from error
         if claims.get("type") != expected or not isinstance(claims.get("org_id"), str):
+            raise invalid()
+        if not all(_is_timestamp(claims[name]) for name in ("iat", "exp")):
             raise invalid()
         return TokenClaims(
             type=expected,
@@ -129,6 +135,15 @@ class TokenService:
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
         )
+
+
+def _is_timestamp(value: object) -> bool:
+    """Whether a claim is an epoch time a date can hold (before the year 10000)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value < LAST_TIMESTAMP
+    )
 
 
 def digest(value: str) -> str:
