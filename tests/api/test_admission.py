@@ -168,3 +168,24 @@ async def test_name_filter_folds_case_beyond_ascii(
     )
 
     assert [p["name"] for p in response.json()["data"]] == ["ÉCOLE Site"]
+
+
+async def test_an_overlong_login_is_refused_as_bad_credentials(
+    client: AsyncClient,
+) -> None:
+    response = await client.post(
+        "/v1/admin/graphql",
+        json={
+            "query": "mutation($e: String!, $p: String!) { login(input: "
+            "{email: $e, password: $p}) { userErrors { code } } }",
+            "variables": {"e": "a" * 5000 + "@example.com", "p": "p" * 100_000},
+        },
+        headers={"Accept": "application/json"},
+    )
+
+    errors = response.json().get("errors") or []
+    user_errors = (response.json().get("data") or {}).get("login") or {}
+    codes = [e["extensions"]["code"] for e in errors] + [
+        e["code"] for e in user_errors.get("userErrors", [])
+    ]
+    assert codes == ["INVALID_CREDENTIALS"]

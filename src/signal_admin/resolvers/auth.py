@@ -33,12 +33,17 @@ from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import Principal, RequestContext, Services
 from signal_admin.resolvers.users import (
     ACTIVE,
+    MAX_EMAIL_LENGTH,
     is_storable,
     name_problem,
     normalise_email,
     password_problem,
 )
-from signal_admin.security.passwords import hash_password, verify_password
+from signal_admin.security.passwords import (
+    MAX_PASSWORD_LENGTH,
+    hash_password,
+    verify_password,
+)
 from signal_admin.security.tokens import TokenClaims, digest
 
 log = structlog.get_logger(__name__)
@@ -84,6 +89,10 @@ async def authenticate(services: Services, token: str) -> Principal:
 async def login(ctx: RequestContext, email: str, password: str) -> TokenPair:
     settings = ctx.settings
     email = normalise_email(email)
+    if len(email) > MAX_EMAIL_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        # No account can have such an email or password: refuse before the
+        # input reaches the limiter's keys or the password hasher.
+        raise InvalidCredentials()
 
     decision = await ctx.services.limiter.hit(
         f"login:{email}", settings.login_attempts_per_minute, LOGIN_WINDOW_SECONDS

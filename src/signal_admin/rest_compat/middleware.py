@@ -176,6 +176,9 @@ class AdmissionMiddleware:
             state["rate_limit"] = refused.decision
             await send_error(send, refused.error)
             return
+        except DomainError as error:
+            await send_error(send, error)
+            return
         state["principal"] = admission.principal
         state["rate_limit"] = admission.decision
         await self.app(scope, receive, send)

@@ -27,6 +27,7 @@ AUDIENCE = "signal-admin"
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "jti", "type"]
 
+MAX_TOKEN_LENGTH = 4096
 LAST_TIMESTAMP = 253_402_300_800  # 10000-01-01T00:00:00Z
 
 TokenType = Literal["access", "refresh"]
@@ -104,6 +105,8 @@ class TokenService:
     def _verify(
         self, token: str, expected: TokenType, invalid: type[Unauthorized]
     ) -> TokenClaims:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise invalid()
         try:
             claims = jwt.decode(
                 token,
