@@ -1209,3 +1209,26 @@ async def test_refused_write_is_not_audited(
     )
 
     assert len(await audit_entries(factory.app, org.id, "pipeline.created")) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("enabled", "yes"),
+        ("challenge_token_required", "false"),
+        ("rate_limit_rps", "10"),
+    ],
+)
+async def test_values_of_the_wrong_json_type_are_refused_not_coerced(
+    client: AsyncClient, factory: Factory, field: str, value: str
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        "/v1/admin/pipelines",
+        json={"name": "Strict", "type": "web", field: value},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == field

@@ -106,7 +106,7 @@ Document = Annotated[
 
 
 class JsBuilderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     script_filename: Annotated[
         str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")
@@ -128,14 +128,14 @@ class JsBuilderConfig(BaseModel):
 
 
 class IdentityConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cross_domain_enabled: bool = False
     cross_domain_domains: Annotated[list[Domain], Field(max_length=100)] = []
 
 
 class _PipelineFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     domain_allowlist: Annotated[list[Domain], Field(max_length=100)] = []
     labels: Annotated[list[Label], Field(max_length=50)] = []
@@ -159,7 +159,7 @@ class PipelineCreate(_PipelineFields):
 class PipelineUpdate(BaseModel):
     """A partial change: only the fields named are replaced, each one whole."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name | None = None
     slug: Slug | None = None
@@ -196,7 +196,7 @@ class PipelineFilter(BaseModel):
 
 
 class RotateKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     grace_seconds: Annotated[int, Field(ge=0, le=MAX_GRACE_SECONDS)] = 0
 
