@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from httpx import AsyncClient, Response
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
+from signal_admin.app import create_app
+from tests.conftest import make_settings
 from tests.factories import PASSWORD, Factory
 
 GRAPHQL = "/v1/admin/graphql"
@@ -240,3 +246,30 @@ async def test_authenticated_callers_may_introspect(
     )
 
     assert response.json()["data"] == {"__type": {"name": "Pipeline"}}
+
+
+@pytest.fixture
+async def login_limited_app(
+    database_url: str, redis_url: str | None
+) -> AsyncIterator[FastAPI]:
+    settings = make_settings(database_url, redis_url, login_attempts_per_minute=1)
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+async def test_login_over_the_per_email_limit_answers_429(
+    login_limited_app: FastAPI, factory: Factory
+) -> None:
+    org = await factory.org(sign_in=False)
+    credentials = {"input": {"email": org.owner.email, "password": "wrong one"}}
+    transport = ASGITransport(app=login_limited_app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        await graphql(http, LOGIN, credentials)
+
+        response = await graphql(http, LOGIN, credentials)
+
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) >= 1
+    assert error_codes(response) == ["RATE_LIMITED"]
+    assert response.json()["data"] == {"login": None}

@@ -3,12 +3,16 @@ limits checked before a document runs, rate limiting and cost."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from graphql import get_introspection_query
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import event
 
 from signal_admin.app import create_app
 from signal_admin.resolvers import pipelines
@@ -27,6 +31,59 @@ PAGE = "{ pipelines { edges { node { id } } } }"
 
 def error_codes(response: Response) -> list[str]:
     return [error["extensions"]["code"] for error in response.json()["errors"]]
+
+
+@contextmanager
+def executed_statements(app: FastAPI) -> Iterator[list[str]]:
+    """Collect every SQL statement the app's engine runs inside the block."""
+    engine = app.state.services.db.engine.sync_engine
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def padded(tokens: int) -> str:
+    """A document of `tokens` tokens: `{ __typename }` and comment lines."""
+    return "{ __typename }\n" + "# padding\n" * (tokens - 3)
+
+
+def nested(depth: int) -> str:
+    """A document whose fields nest `depth` deep. No field of the schema nests
+    that deep, so one within the limit goes on to fail validation."""
+    return "{ me { " + "a { " * (depth - 2) + "id" + " }" * (depth - 1) + " }"
+
+
+def aliased(count: int) -> str:
+    return "{ " + " ".join(f"a{index}: __typename" for index in range(count)) + " }"
+
+
+def costing(nodes: int) -> str:
+    """A document that costs exactly `nodes` (19,902 or more): `pipelines` and
+    `edges` once, `node` and its 198 `id`s for each of 100 edges, and the
+    top-level `__typename`s once each."""
+    top = nodes - (2 + 100 * (1 + 198))
+    assert top >= 0
+    ids = " id" * 198
+    return (
+        f"{{ pipelines(first: 100) {{ edges {{ node {{{ids} }} }} }}"
+        + " __typename" * top
+        + " }"
+    )
+
+
+def nested_object(depth: int) -> dict[str, Any]:
+    """A JSON object whose objects nest `depth` deep: `{}` is 1."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
 
 
 def creations(count: int) -> str:
@@ -359,3 +416,271 @@ async def test_graphiql_is_not_served_in_production(
 
     assert response.status_code == 400
     assert error_codes(response) == ["BAD_REQUEST"]
+
+
+async def test_a_document_of_5000_tokens_runs(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, padded(5000), org.owner)
+
+    assert response.json()["data"] == {"__typename": "Query"}
+
+
+async def test_a_document_of_5001_tokens_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, padded(5001), org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["QUERY_TOO_LARGE"]
+
+
+async def test_a_huge_document_is_refused_while_it_is_parsed(
+    client: AsyncClient,
+) -> None:
+    document = "{" + " __typename" * 90_000 + " }"
+
+    response = await post(client, document)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["QUERY_TOO_LARGE"]
+
+
+async def test_a_refused_document_answers_200_under_application_json(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, padded(5001), org.owner, Accept="application/json")
+
+    assert response.status_code == 200
+    assert error_codes(response) == ["QUERY_TOO_LARGE"]
+
+
+async def test_a_document_nested_12_deep_passes_the_depth_limit(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, nested(12), org.owner)
+
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_a_document_nested_13_deep_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, nested(13), org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["QUERY_TOO_DEEP"]
+
+
+async def test_depth_counts_the_fields_of_fragments(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    document = (
+        "{ me { ...Outer } } "
+        "fragment Outer on User { a { a { a { ...Inner } } } } "
+        "fragment Inner on User { a { a { a { a { a { a { a { a { id } } } } } } } } }"
+    )
+
+    response = await post(client, document, org.owner)
+
+    assert error_codes(response) == ["QUERY_TOO_DEEP"]
+
+
+async def test_the_standard_introspection_query_runs(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, get_introspection_query(descriptions=True), org.owner)
+
+    assert "errors" not in response.json()
+    assert response.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_introspection_may_not_walk_the_schema_over_and_over(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    document = (
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } "
+        "} } } }"
+    )
+
+    response = await post(client, document, org.owner)
+
+    assert response.status_code == 400
+    assert "Maximum introspection depth exceeded" in [
+        error["message"] for error in response.json()["errors"]
+    ]
+
+
+async def test_a_document_of_30_aliases_runs(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, aliased(30), org.owner)
+
+    assert len(response.json()["data"]) == 30
+
+
+async def test_a_document_of_31_aliases_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, aliased(31), org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["TOO_MANY_ALIASES"]
+
+
+async def test_a_document_of_20000_nodes_runs(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, costing(20_000), org.owner)
+
+    assert "errors" not in response.json()
+    assert response.json()["extensions"] == {"cost": 20_000}
+
+
+async def test_a_document_of_20001_nodes_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await post(client, costing(20_001), org.owner)
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["QUERY_TOO_COMPLEX"]
+    assert response.json()["extensions"] == {"cost": 20_001}
+
+
+async def test_fragments_spread_many_times_are_counted_quickly(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    doubling = " ".join(
+        f"fragment F{index} on Query {{ ...F{index + 1} ...F{index + 1} }}"
+        for index in range(40)
+    )
+    document = f"{{ ...F0 }} {doubling} fragment F40 on Query {{ me {{ id }} }}"
+
+    response = await post(client, document, org.owner)
+
+    assert error_codes(response) == ["QUERY_TOO_COMPLEX"]
+    assert response.json()["extensions"] == {"cost": 2 * 2**40}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [padded(5001), nested(13), aliased(31), costing(20_001)],
+    ids=["tokens", "depth", "aliases", "nodes"],
+)
+async def test_a_document_over_a_limit_runs_no_sql_beyond_authentication(
+    app: FastAPI, client: AsyncClient, factory: Factory, document: str
+) -> None:
+    org = await factory.org()
+    with executed_statements(app) as authentication:
+        await post(client, "{ __typename }", org.owner)
+
+    with executed_statements(app) as statements:
+        response = await post(client, document, org.owner)
+
+    assert response.status_code == 400
+    assert len(statements) == len(authentication)
+
+
+async def test_variables_nested_32_deep_are_accepted(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    # variables, input and config are three levels; the config's objects 29.
+    pipeline = {"name": "Deep", "type": "WEB", "config": {"a": nested_object(29)}}
+    document = (
+        "mutation ($input: CreatePipelineInput!) "
+        "{ createPipeline(input: $input) { userErrors { code } } }"
+    )
+
+    response = await client.post(
+        GRAPHQL,
+        json={"query": document, "variables": {"input": pipeline}},
+        headers=org.owner.headers,
+    )
+
+    assert response.json()["data"] == {"createPipeline": {"userErrors": []}}
+
+
+async def test_variables_nested_33_deep_are_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = {"name": "Deep", "type": "WEB", "config": {"a": nested_object(30)}}
+    document = (
+        "mutation ($input: CreatePipelineInput!) "
+        "{ createPipeline(input: $input) { userErrors { code } } }"
+    )
+
+    response = await client.post(
+        GRAPHQL,
+        json={"query": document, "variables": {"input": pipeline}},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["BAD_REQUEST"]
+
+
+async def test_variables_nested_990_deep_are_refused_with_400(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    deep = '{"a": ' * 990 + "{}" + "}" * 990
+    body = '{"query": "{ __typename }", "variables": {"x": ' + deep + "}}"
+
+    response = await client.post(
+        GRAPHQL,
+        content=body,
+        headers={**org.owner.headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response) == ["BAD_REQUEST"]
+
+
+async def test_a_document_that_does_not_parse_is_charged(
+    client: AsyncClient,
+) -> None:
+    response = await post(client, "{ me { id }")
+
+    assert response.status_code == 400
+    assert "x-ratelimit-limit" in response.headers
+    assert "x-ratelimit-remaining" in response.headers
+
+
+async def test_a_caller_over_the_rate_limit_cannot_have_a_document_parsed(
+    limited_app: FastAPI, factory: Factory
+) -> None:
+    org = await factory.org()
+    transport = ASGITransport(app=limited_app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for _ in range(3):
+            await post(http, "{ me { id } }", org.owner)
+
+        response = await post(http, "{ me { id }", org.owner)
+
+    assert response.status_code == 429
+    assert error_codes(response) == ["RATE_LIMITED"]

@@ -8,8 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
+from tests.api.test_graphql_endpoint import executed_statements
 from tests.factories import Factory, Member
 
 GRAPHQL = "/v1/admin/graphql"
@@ -63,6 +65,14 @@ query ($first: Int, $after: String, $filter: PipelineFilter) {
   }
 }
 """
+COUNTED = """
+query ($first: Int, $filter: PipelineFilter) {
+  pipelines(first: $first, filter: $filter) { edges { node { id } } totalCount }
+}
+"""
+UNCOUNTED = """
+query ($first: Int) { pipelines(first: $first) { edges { node { id } } } }
+"""
 
 
 async def graphql(
@@ -86,6 +96,10 @@ async def create(client: AsyncClient, member: Member, **fields: Any) -> dict[str
     created: dict[str, Any] = response.json()["data"]["createPipeline"]
     assert created["userErrors"] == [], created
     return created
+
+
+def selects(statements: list[str]) -> list[str]:
+    return [text for text in statements if text.lstrip().upper().startswith("SELECT")]
 
 
 def user_errors(response: Response, mutation: str) -> list[tuple[Any, str]]:
@@ -341,3 +355,58 @@ async def test_another_orgs_pipeline_reads_as_null(
     )
 
     assert response.json()["data"] == {"pipeline": None}
+
+
+async def test_total_count_counts_every_page(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    for _ in range(3):
+        await create(client, org.owner)
+
+    response = await graphql(client, org.owner, COUNTED, {"first": 1})
+
+    pipelines = response.json()["data"]["pipelines"]
+    assert len(pipelines["edges"]) == 1
+    assert pipelines["totalCount"] == 3
+
+
+async def test_total_count_follows_the_filter(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    await create(client, org.owner, labels=["env:prod"])
+    await create(client, org.owner, labels=["env:prod"])
+    await create(client, org.owner)
+
+    response = await graphql(
+        client, org.owner, COUNTED, {"first": 1, "filter": {"labels": ["env:prod"]}}
+    )
+
+    assert response.json()["data"]["pipelines"]["totalCount"] == 2
+
+
+async def test_a_page_without_total_count_runs_no_count(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    await create(client, org.owner)
+
+    with executed_statements(app) as statements:
+        await graphql(client, org.owner, UNCOUNTED, {"first": 1})
+
+    assert not [text for text in statements if "count(" in text.lower()]
+
+
+async def test_total_count_costs_one_more_select(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    await create(client, org.owner)
+    with executed_statements(app) as uncounted:
+        await graphql(client, org.owner, UNCOUNTED, {"first": 1})
+
+    with executed_statements(app) as counted:
+        await graphql(client, org.owner, COUNTED, {"first": 1})
+
+    assert len(selects(counted)) == len(selects(uncounted)) + 1

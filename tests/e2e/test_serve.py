@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.test_cli import CommandLine
 
 README_GRAPHQL_QUERY = (
-    "{ pipelines(first: 10) { edges { node { id name pipelineKey "
+    "{ pipelines(first: 10) { totalCount edges { node { id name pipelineKey "
     "jsBuilderConfig { scriptFilename } } } } }"
 )
 
@@ -110,6 +110,7 @@ def test_the_readme_walkthrough_works_against_a_real_server(
     assert created.json()["pipeline_key_secret"].startswith("sk_")
     assert [p["name"] for p in listed.json()["data"]] == ["Demo website", "Storefront"]
     assert graph.status_code == 200
+    assert graph.json()["data"]["pipelines"]["totalCount"] == 2
     nodes = [edge["node"] for edge in graph.json()["data"]["pipelines"]["edges"]]
     assert [node["name"] for node in nodes] == ["Demo website", "Storefront"]
     assert nodes[1]["pipelineKey"] == created.json()["pipeline_key"]

@@ -18,7 +18,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -555,3 +555,17 @@ async def _delete_secrets(session: AsyncSession, secret_ids: list[str | None]) -
         secret = await session.get(Secret, secret_id)
         if secret is not None:
             await session.delete(secret)
+
+
+async def count_pipelines(ctx: RequestContext, filters: PipelineFilter) -> int:
+    """How many of the organisation's pipelines match `filters`, on all pages."""
+    principal = ctx.require(Permission.READ_CONFIGURATION)
+    async with ctx.db.read() as session:
+        statement = _filtered(
+            select(func.count())
+            .select_from(Pipeline)
+            .where(Pipeline.org_id == principal.org_id),
+            filters,
+            session.get_bind().dialect.name,
+        )
+        return int(await session.scalar(statement) or 0)

@@ -1,9 +1,10 @@
 """A GraphQL document made ready to run: parsed, its operation chosen, checked
 against the schema and its variables coerced.
 
-Parsing and validation are cached per document text (bounded, and only for
-documents of ordinary size), since clients send the same few documents over
-and over.
+Parsing stops at the token limit, so an oversized document costs no more to
+refuse than an ordinary one costs to read. Parsing and validation are cached
+per document text (bounded, and only for documents of ordinary size), since
+clients send the same few documents over and over.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
+    GraphQLSyntaxError,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -29,12 +31,21 @@ from graphql import (
     specified_rules,
 )
 from graphql.execution.values import get_variable_values
+from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.schema.schema import validate_document
 
-from signal_admin.schema.errors import InvalidDocument, UnparsableDocument
+from signal_admin.schema.errors import (
+    InvalidDocument,
+    QueryTooLarge,
+    UnparsableDocument,
+)
 
+MAX_TOKENS = 5_000
 CACHE_SIZE = 256
 CACHED_DOCUMENT_CHARS = 16 * 1024
+# Introspection lists (`fields`, `interfaces`, …) may nest only three deep, so
+# a query that walks the schema's cycles over and over is refused.
+RULES = (*specified_rules, MaxIntrospectionDepthRule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +134,16 @@ def selected_fields(
 
 
 def _parse(query: str) -> DocumentNode:
+    # max_tokens counts comments too, so padding a document with comments does
+    # not get it past the limit.
     try:
-        return parse(query)
+        return parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLSyntaxError as error:
+        if error.description.startswith("Document contains more than"):
+            raise QueryTooLarge(
+                f"A document may hold at most {MAX_TOKENS} tokens."
+            ) from None
+        raise UnparsableDocument([error]) from None
     except GraphQLError as error:
         raise UnparsableDocument([error]) from None
 
@@ -135,7 +154,7 @@ def _parsed(query: str) -> DocumentNode:
 
 
 def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-    return validate_document(schema, document, tuple(specified_rules))
+    return validate_document(schema, document, RULES)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

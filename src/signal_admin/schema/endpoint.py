@@ -1,11 +1,14 @@
 """The GraphQL endpoint, `/v1/admin/graphql`.
 
-Every request takes the same steps: read it, parse the document, identify the
-caller, charge the rate limit, admit the document (authorise, validate, limit),
-execute it with Strawberry, and answer. A request refused before execution
-answers its error's own status under `application/graphql-response+json`;
-under `application/json` a well-formed GraphQL request answers 200 whatever
-happened. docs/graphql.md lists the codes.
+Every request takes the same steps: read it, identify the caller, charge the
+rate limit, parse the document (up to the token limit), admit it (authorise,
+limit its shape, validate, limit its cost and its mutations), execute it with
+Strawberry, and answer. Charging comes before parsing, so a caller over the
+limit cannot make the server parse anything. A request refused before
+execution answers its error's own status under
+`application/graphql-response+json`; under `application/json` a well-formed
+GraphQL request answers 200 whatever happened, unless it was rate limited.
+docs/graphql.md lists the codes.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from signal_admin.schema.errors import (
     DocumentRefused,
     InvalidDocument,
     execution_error_body,
+    rate_limit_of,
     refusal_bodies,
 )
 from signal_admin.schema.root import graphql_schema, schema
@@ -96,12 +100,15 @@ async def _answer(
     cost = 0
     try:
         graphql_request = await read(request)
+        ctx, token_refusal = await _charged_caller(request)
         operation = read_operation(
             graphql_request.query, graphql_request.operation_name
         )
-        ctx = await _context(request, operation)
+        if token_refusal is not None and not admission.is_anonymous(operation):
+            raise token_refusal
         variables = _admit(operation, graphql_request, ctx.principal, allowed)
         cost = admission.node_cost(graphql_schema(), operation, variables)
+        admission.check_cost(cost)
         admission.check_mutations(operation)
         if (extra := admission.rate_cost(operation) - 1) > 0:
             state["rate_limit"] = await charge(
@@ -127,27 +134,30 @@ async def _answer(
     return _executed(result, media_type, cost)
 
 
-async def _context(request: Request, operation: Operation) -> RequestContext:
-    """Who is calling, charged one request against their window.
+async def _charged_caller(
+    request: Request,
+) -> tuple[RequestContext, Unauthorized | None]:
+    """Who is calling, charged one request against their window, and the
+    refusal of their token if it did not authenticate.
 
-    A document that only signs in runs anonymously when its token is stale or
-    broken: a client whose access token expired often still sends it along
-    with refreshToken.
+    A caller whose token does not authenticate is charged as anonymous; the
+    refusal waits for the document, since one that only signs in runs
+    anonymously: a client whose access token expired often still sends it
+    along with refreshToken.
     """
     services: Services = request.app.state.services
     state = state_of(request.scope)
     meta = state.get("meta")
     meta = meta if isinstance(meta, RequestMeta) else RequestMeta()
 
+    refusal: Unauthorized | None = None
     try:
         principal = await identify(services, request.headers.get("authorization"))
-    except Unauthorized:
-        if not admission.is_anonymous(operation):
-            raise
-        principal = None
+    except Unauthorized as error:
+        principal, refusal = None, error
     state["principal"] = principal
     state["rate_limit"] = await charge(services, principal, meta)
-    return RequestContext(services=services, meta=meta, principal=principal)
+    return RequestContext(services=services, meta=meta, principal=principal), refusal
 
 
 def _admit(
@@ -156,11 +166,12 @@ def _admit(
     principal: Principal | None,
     allowed: frozenset[OperationType],
 ) -> dict[str, Any]:
-    """Check the caller may run the operation and that it is valid; answers
-    its coerced variables."""
+    """Check the caller may run the operation, that its shape is within the
+    limits and that it is valid; answers its coerced variables."""
     if operation.type not in allowed:
         raise _not_allowed(operation.type)
     admission.check_caller(operation, principal)
+    admission.check_shape(operation)
     return validate(graphql_schema(), operation, graphql_request.variables)
 
 
@@ -186,9 +197,20 @@ def _refused(
 
 
 def _executed(result: ExecutionResult, media_type: str, cost: int) -> Response:
+    """The answer to a document that ran. A field refused by a rate limit (the
+    per-email limit of login) makes it a 429 with Retry-After, like a request
+    refused before it ran; the fields that did run keep their data."""
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = [execution_error_body(error) for error in result.errors]
     body["data"] = result.data
     body["extensions"] = {"cost": cost}
-    return graphql_response(body, media_type=media_type)
+    limited = rate_limit_of(result.errors or [])
+    if limited is None:
+        return graphql_response(body, media_type=media_type)
+    return graphql_response(
+        body,
+        media_type=media_type,
+        status=limited.status,
+        headers={"Retry-After": str(limited.retry_after)},
+    )

@@ -70,6 +70,26 @@ class TooManyMutations(DocumentRefused):
     default_message = "This document holds too many mutations."
 
 
+class QueryTooLarge(DocumentRefused):
+    code = "QUERY_TOO_LARGE"
+    default_message = "The document holds too many tokens."
+
+
+class QueryTooDeep(DocumentRefused):
+    code = "QUERY_TOO_DEEP"
+    default_message = "The document nests its selections too deeply."
+
+
+class TooManyAliases(DocumentRefused):
+    code = "TOO_MANY_ALIASES"
+    default_message = "The document holds too many aliases."
+
+
+class QueryTooComplex(DocumentRefused):
+    code = "QUERY_TOO_COMPLEX"
+    default_message = "The document asks for too many nodes."
+
+
 def field_path(field: str) -> list[str]:
     """`js_builder_config.batch_size` → `["jsBuilderConfig", "batchSize"]`."""
     return [_camel_case(part) for part in field.split(".")]
@@ -120,6 +140,15 @@ def execution_error_body(error: GraphQLError) -> dict[str, Any]:
         )
         domain = InternalError()
     return {**body, "message": domain.message, "extensions": _extensions(domain)}
+
+
+def rate_limit_of(errors: Sequence[GraphQLError]) -> RateLimited | None:
+    """The first rate-limit refusal among errors raised while a document ran."""
+    for error in errors:
+        domain = _domain_error_of(error)
+        if isinstance(domain, RateLimited):
+            return domain
+    return None
 
 
 def _extensions(error: DomainError) -> dict[str, Any]:

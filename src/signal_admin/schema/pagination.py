@@ -2,11 +2,13 @@
 
 `first` is the page size (1 to 100) and `after` the cursor of the last edge
 already seen; cursors are the same opaque strings the REST face hands out.
+`totalCount` runs its count only when a query selects it, so a connection is
+given the count to run rather than its result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -17,6 +19,7 @@ from signal_admin.persistence.pagination import (
     check_page_size,
     encode_cursor,
 )
+from signal_admin.schema.fields import query_field
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
@@ -45,6 +48,13 @@ class Edge(Generic[NodeT]):
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]] = strawberry.field(description="The page's items.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @query_field(
+        description="How many items match on all pages; counted only when selected."
+    )
+    async def total_count(self) -> int:
+        return await self.count()
 
 
 def page_size(first: int | None) -> int:

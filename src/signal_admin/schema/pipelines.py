@@ -155,8 +155,6 @@ class Pipeline:
 
 @strawberry.type(description="A page of pipelines, oldest first.")
 class PipelineConnection(Connection[Pipeline]):
-    # TODO(graphql-total-count): add totalCount, counted only when selected,
-    # once the pipeline resolvers offer a count for a filter.
     pass
 
 
@@ -214,10 +212,11 @@ class IdentityConfigInput:
 
 
 @strawberry.input(
-    description="A new pipeline. Only name and type are required; the service "
-    "checks every field and reports all problems at once in userErrors."
+    description="The fields a pipeline is created with or changed by. Each is "
+    "optional in the schema, so the service can check them all and report every "
+    "problem at once in userErrors."
 )
-class CreatePipelineInput:
+class PipelineFieldsInput:
     name: str | None = strawberry.field(
         default=strawberry.UNSET, description="1 to 200 characters; unique."
     )
@@ -225,7 +224,8 @@ class CreatePipelineInput:
         default=strawberry.UNSET, description="What it collects from."
     )
     slug: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Made from the name when left out."
+        default=strawberry.UNSET,
+        description="Unique; made from the name when a new pipeline has none.",
     )
     domain_allowlist: list[str] | None = strawberry.field(
         default=strawberry.UNSET, description="Allowed domains; empty allows any."
@@ -234,10 +234,12 @@ class CreatePipelineInput:
         default=strawberry.UNSET, description="Free labels."
     )
     rate_limit_rps: int | None = strawberry.field(
-        default=strawberry.UNSET, description="Events per second; 1000."
+        default=strawberry.UNSET,
+        description="Events per second; 1000 for a new pipeline.",
     )
     challenge_token_required: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Require a challenge token; false."
+        default=strawberry.UNSET,
+        description="Require a challenge token; false for a new pipeline.",
     )
     parameters: JSON | None = strawberry.field(
         default=strawberry.UNSET, description="An object of string values."
@@ -252,7 +254,24 @@ class CreatePipelineInput:
         default=strawberry.UNSET, description="Cross-domain identity."
     )
     enabled: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Accept events; true."
+        default=strawberry.UNSET, description="Accept events; true for a new pipeline."
+    )
+
+
+@strawberry.input(
+    description="A new pipeline. Only name and type are required; the service "
+    "checks every field and reports all problems at once in userErrors."
+)
+class CreatePipelineInput(PipelineFieldsInput):
+    pass
+
+
+@strawberry.input(description="The pipeline an update applies to.")
+class PipelineUpdateTarget:
+    id: strawberry.ID = strawberry.field(description="The pipeline to change.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse the change unless the pipeline is at this version.",
     )
 
 
@@ -260,48 +279,9 @@ class CreatePipelineInput:
     description="A change to a pipeline: each field named replaces the stored "
     "one whole; fields left out stay as they are."
 )
-class UpdatePipelineInput:
-    id: strawberry.ID = strawberry.field(description="The pipeline to change.")
-    expected_version: int | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="Refuse the change unless the pipeline is at this version.",
-    )
-    name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="1 to 200 characters; unique."
-    )
-    type: PipelineType | None = strawberry.field(
-        default=strawberry.UNSET, description="What it collects from."
-    )
-    slug: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Unique in the organisation."
-    )
-    domain_allowlist: list[str] | None = strawberry.field(
-        default=strawberry.UNSET, description="Allowed domains; empty allows any."
-    )
-    labels: list[str] | None = strawberry.field(
-        default=strawberry.UNSET, description="Free labels."
-    )
-    rate_limit_rps: int | None = strawberry.field(
-        default=strawberry.UNSET, description="Events per second."
-    )
-    challenge_token_required: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Require a challenge token."
-    )
-    parameters: JSON | None = strawberry.field(
-        default=strawberry.UNSET, description="An object of string values."
-    )
-    config: JSON | None = strawberry.field(
-        default=strawberry.UNSET, description="An object of free-form settings."
-    )
-    js_builder_config: JsBuilderConfigInput | None = strawberry.field(
-        default=strawberry.UNSET, description="How the collector is built."
-    )
-    identity_config: IdentityConfigInput | None = strawberry.field(
-        default=strawberry.UNSET, description="Cross-domain identity."
-    )
-    enabled: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Accept events."
-    )
+class UpdatePipelineInput(PipelineUpdateTarget, PipelineFieldsInput):
+    """The target is the first base so that the id and version come first in
+    the schema, before the fields that change."""
 
 
 @strawberry.input(description="The pipeline to delete, with its integrations.")
@@ -417,11 +397,14 @@ class PipelinesQuery:
             pipelines.PipelineFilter,
             {name: value for name, value in conditions.items() if value is not None},
         )
+        ctx = info.context.request
         page = await pipelines.list_pipelines(
-            info.context.request, filters, cursor=after or None, limit=page_size(first)
+            ctx, filters, cursor=after or None, limit=page_size(first)
         )
         return PipelineConnection(
-            edges=edges_of(page, Pipeline.from_row), page_info=page_info_of(page)
+            edges=edges_of(page, Pipeline.from_row),
+            page_info=page_info_of(page),
+            count=lambda: pipelines.count_pipelines(ctx, filters),
         )
 
 

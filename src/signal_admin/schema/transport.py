@@ -15,6 +15,7 @@ from signal_admin.errors import BadRequest, InvalidJson, UnsupportedMediaType
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+MAX_VALUE_DEPTH = 32
 _ANY = frozenset({"*/*", "application/*", GRAPHQL_RESPONSE})
 
 
@@ -52,6 +53,8 @@ async def read_post(request: Request) -> GraphQLRequest:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson() from None
+    except RecursionError:
+        raise _too_deep("The body") from None
     if isinstance(body, list):
         raise MalformedRequest("Send one operation per request; batches are refused.")
     if not isinstance(body, dict):
@@ -69,6 +72,8 @@ async def read_get(request: Request) -> GraphQLRequest:
                 values[name] = json.loads(values[name])
             except ValueError:
                 raise MalformedRequest(f"{name} must be JSON.") from None
+            except RecursionError:
+                raise _too_deep(name) from None
     return _graphql_request(values)
 
 
@@ -91,11 +96,40 @@ def _graphql_request(values: Mapping[str, Any]) -> GraphQLRequest:
     query = values.get("query")
     if not isinstance(query, str) or not query.strip():
         raise MalformedRequest("The request has no query.")
-    return GraphQLRequest(
+    graphql_request = GraphQLRequest(
         query=query,
         variables=_optional(values, "variables", dict),
         operation_name=_optional(values, "operationName", str),
         extensions=_optional(values, "extensions", dict),
+    )
+    for name in ("variables", "extensions"):
+        if nesting_depth(values.get(name)) > MAX_VALUE_DEPTH:
+            raise _too_deep(name)
+    return graphql_request
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for
+    `{}` or `[1]`, 2 for `{"a": []}`. Walked with a stack of its own, so no
+    value is too deep to measure."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep(name: str) -> MalformedRequest:
+    return MalformedRequest(
+        f"{name} may nest objects and arrays at most {MAX_VALUE_DEPTH} deep."
     )
 
 
