@@ -189,3 +189,31 @@ async def test_an_overlong_login_is_refused_as_bad_credentials(
         e["code"] for e in user_errors.get("userErrors", [])
     ]
     assert codes == ["INVALID_CREDENTIALS"]
+
+
+async def test_a_viewer_is_refused_whatever_the_body_holds(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    viewer = await factory.member(org, "viewer")
+
+    response = await client.post(
+        "/v1/admin/pipelines", json={"name": ""}, headers=viewer.headers
+    )
+
+    assert response.status_code == 403
+    assert error_code(response) == "FORBIDDEN"
+
+
+async def test_an_editor_is_refused_deletion_before_the_pipeline_is_looked_up(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    editor = await factory.member(org, "editor")
+
+    response = await client.delete(
+        "/v1/admin/pipelines/pip_does_not_exist", headers=editor.headers
+    )
+
+    assert response.status_code == 403
+    assert error_code(response) == "FORBIDDEN"

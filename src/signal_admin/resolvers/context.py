@@ -3,8 +3,11 @@ request's metadata for the audit trail."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 
@@ -80,3 +83,36 @@ class RequestContext:
                 f"{permission.value}."
             )
         return principal
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Operation = Callable[Concatenate[RequestContext, P], Awaitable[R]]
+
+_REQUIRED: dict[Callable[..., object], Permission] = {}
+
+
+def requires(
+    permission: Permission,
+) -> Callable[[Operation[P, R]], Operation[P, R]]:
+    """Declare the permission an operation needs. The check runs first, before
+    the operation reads its input or anything else, and a face can make the
+    same check earlier still with `permission_of`."""
+
+    def guard(operation: Operation[P, R]) -> Operation[P, R]:
+        @functools.wraps(operation)
+        async def guarded(
+            ctx: RequestContext, /, *args: P.args, **kwargs: P.kwargs
+        ) -> R:
+            ctx.require(permission)
+            return await operation(ctx, *args, **kwargs)
+
+        _REQUIRED[guarded] = permission
+        return guarded
+
+    return guard
+
+
+def permission_of(operation: Callable[..., object]) -> Permission:
+    """The permission `operation` was declared with by `requires`."""
+    return _REQUIRED[operation]

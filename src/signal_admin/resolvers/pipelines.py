@@ -29,7 +29,7 @@ from signal_admin.persistence.models import Pipeline, Secret
 from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers import audit
-from signal_admin.resolvers.context import RequestContext
+from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.users import is_storable
 from signal_admin.resolvers.validation import check_document_size, parse
 from signal_admin.security.permissions import Permission
@@ -226,6 +226,7 @@ _AUDITED_FIELDS = (
 )
 
 
+@requires(Permission.READ_CONFIGURATION)
 async def list_pipelines(
     ctx: RequestContext,
     filters: PipelineFilter,
@@ -233,7 +234,7 @@ async def list_pipelines(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[Pipeline]:
-    principal = ctx.require(Permission.READ_CONFIGURATION)
+    principal = ctx.authenticated()
     async with ctx.db.read() as session:
         statement = _filtered(
             select(Pipeline).where(Pipeline.org_id == principal.org_id),
@@ -245,8 +246,9 @@ async def list_pipelines(
         )
 
 
+@requires(Permission.READ_CONFIGURATION)
 async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
-    principal = ctx.require(Permission.READ_CONFIGURATION)
+    principal = ctx.authenticated()
     _check_id(pipeline_id)
     async with ctx.db.read() as session:
         pipeline = await session.scalar(
@@ -259,8 +261,9 @@ async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
     return pipeline
 
 
+@requires(Permission.WRITE_CONFIGURATION)
 async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
-    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    principal = ctx.authenticated()
     fields = parse(PipelineCreate, data)
     secret = _new_secret()
 
@@ -290,6 +293,7 @@ async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
     return PipelineWithSecret(pipeline, secret)
 
 
+@requires(Permission.WRITE_CONFIGURATION)
 async def update_pipeline(
     ctx: RequestContext,
     pipeline_id: str,
@@ -297,7 +301,7 @@ async def update_pipeline(
     *,
     expected_version: int | None = None,
 ) -> Pipeline:
-    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    principal = ctx.authenticated()
     change = parse(PipelineUpdate, data)
     named = change.model_dump(include=change.model_fields_set)
 
@@ -327,10 +331,11 @@ async def update_pipeline(
     return pipeline
 
 
+@requires(Permission.DELETE_CONFIGURATION)
 async def delete_pipeline(
     ctx: RequestContext, pipeline_id: str, *, expected_version: int | None = None
 ) -> None:
-    principal = ctx.require(Permission.DELETE_CONFIGURATION)
+    principal = ctx.authenticated()
 
     async with ctx.db.transaction() as session:
         pipeline = await _locked(
@@ -351,6 +356,7 @@ async def delete_pipeline(
     log.info("pipeline.deleted", pipeline_id=pipeline_id, org_id=principal.org_id)
 
 
+@requires(Permission.WRITE_CONFIGURATION)
 async def rotate_pipeline_key(
     ctx: RequestContext,
     pipeline_id: str,
@@ -360,7 +366,7 @@ async def rotate_pipeline_key(
 ) -> PipelineWithSecret:
     """Give the pipeline a new key and secret. The old key stops working at
     once, or after `grace_seconds` so sites can move to the new one."""
-    principal = ctx.require(Permission.WRITE_CONFIGURATION)
+    principal = ctx.authenticated()
     grace_seconds = parse(RotateKey, data or {}).grace_seconds
     secret = _new_secret()
 
@@ -557,9 +563,10 @@ async def _delete_secrets(session: AsyncSession, secret_ids: list[str | None]) -
             await session.delete(secret)
 
 
+@requires(Permission.READ_CONFIGURATION)
 async def count_pipelines(ctx: RequestContext, filters: PipelineFilter) -> int:
     """How many of the organisation's pipelines match `filters`, on all pages."""
-    principal = ctx.require(Permission.READ_CONFIGURATION)
+    principal = ctx.authenticated()
     async with ctx.db.read() as session:
         statement = _filtered(
             select(func.count())

@@ -4,13 +4,19 @@ the REST conventions read."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
 from signal_admin.errors import BadRequest
 from signal_admin.persistence.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from signal_admin.resolvers.context import RequestContext, RequestMeta, Services
+from signal_admin.resolvers.context import (
+    RequestContext,
+    RequestMeta,
+    Services,
+    permission_of,
+)
 from signal_admin.rest_compat.middleware import state_of
 
 _ETAG = re.compile(r'^(?:W/)?"v(\d{1,9})"$')
@@ -42,6 +48,18 @@ def user_context(
     """The context of a call that needs a signed-in user."""
     ctx.authenticated()
     return ctx
+
+
+def permitted(operation: Callable[..., object]) -> Any:
+    """A route dependency that refuses a caller whose role lacks the permission
+    of `operation` before the body is even validated, so a refusal is the same
+    whatever the body holds. The operation checks it again itself."""
+    permission = permission_of(operation)
+
+    def check(ctx: Annotated[RequestContext, Depends(user_context)]) -> None:
+        ctx.require(permission)
+
+    return Depends(check)
 
 
 Caller = Annotated[RequestContext, Depends(caller_context)]

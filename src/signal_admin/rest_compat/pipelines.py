@@ -26,6 +26,7 @@ from signal_admin.rest_compat.dependencies import (
     IfMatch,
     Limit,
     etag,
+    permitted,
 )
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
 from signal_admin.rest_compat.lists import list_body
@@ -71,7 +72,9 @@ def _one(pipeline: Pipeline, status_code: int = 200, **extra: Any) -> JSONRespon
     )
 
 
-@router.get("", response_model=PipelineList)
+@router.get(
+    "", response_model=PipelineList, dependencies=[permitted(pipelines.list_pipelines)]
+)
 async def list_pipelines(
     ctx: Context,
     cursor: Cursor = None,
@@ -89,7 +92,12 @@ async def list_pipelines(
     return list_body(page, pipeline_body)
 
 
-@router.post("", status_code=201, response_model=PipelineWithSecretOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PipelineWithSecretOut,
+    dependencies=[permitted(pipelines.create_pipeline)],
+)
 async def create_pipeline(
     ctx: Context, request: Request, body: PipelineCreate, key: IdempotencyKey = None
 ) -> Response:
@@ -103,13 +111,21 @@ async def create_pipeline(
     return await idempotent(ctx, request, key, create)
 
 
-@router.get("/{pipeline_id}", response_model=PipelineOut)
+@router.get(
+    "/{pipeline_id}",
+    response_model=PipelineOut,
+    dependencies=[permitted(pipelines.get_pipeline)],
+)
 async def get_pipeline(ctx: Context, pipeline_id: str) -> JSONResponse:
     """One pipeline."""
     return _one(await pipelines.get_pipeline(ctx, pipeline_id))
 
 
-@router.patch("/{pipeline_id}", response_model=PipelineOut)
+@router.patch(
+    "/{pipeline_id}",
+    response_model=PipelineOut,
+    dependencies=[permitted(pipelines.update_pipeline)],
+)
 async def update_pipeline(
     ctx: Context, pipeline_id: str, body: PipelineUpdate, version: IfMatch
 ) -> JSONResponse:
@@ -123,14 +139,23 @@ async def update_pipeline(
     return _one(pipeline)
 
 
-@router.delete("/{pipeline_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{pipeline_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[permitted(pipelines.delete_pipeline)],
+)
 async def delete_pipeline(ctx: Context, pipeline_id: str, version: IfMatch) -> Response:
     """Delete a pipeline with its integrations."""
     await pipelines.delete_pipeline(ctx, pipeline_id, expected_version=version)
     return Response(status_code=204)
 
 
-@router.post("/{pipeline_id}/rotate-key", response_model=PipelineWithSecretOut)
+@router.post(
+    "/{pipeline_id}/rotate-key",
+    response_model=PipelineWithSecretOut,
+    dependencies=[permitted(pipelines.rotate_pipeline_key)],
+)
 async def rotate_key(
     ctx: Context,
     pipeline_id: str,
