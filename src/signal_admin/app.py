@@ -34,7 +34,6 @@ PUBLIC_PATHS = frozenset(
     for path in (
         "/auth/login",
         "/auth/refresh",
-        "/auth/accept-invite",
         "/openapi.json",
         "/docs",
     )

@@ -450,3 +450,43 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     address = await _login_address(migrated_database, redis_url, factory, [])
 
     assert address == "127.0.0.1"
+
+
+async def test_method_not_allowed_lists_every_method_of_the_path(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+
+    collection = await client.put("/v1/admin/pipelines", headers=org.owner.headers)
+    item = await client.put(
+        f"/v1/admin/pipelines/{pipeline['id']}", headers=org.owner.headers
+    )
+
+    assert collection.status_code == 405
+    assert collection.headers["Allow"] == "GET, POST"
+    assert item.headers["Allow"] == "GET, PATCH, DELETE"
+
+
+async def test_unauthorized_answers_name_the_bearer_scheme(
+    client: AsyncClient,
+) -> None:
+    missing = await client.get("/v1/admin/me")
+    invalid = await client.get(
+        "/v1/admin/me", headers={"Authorization": "Bearer garbage"}
+    )
+
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert invalid.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_openapi_declares_the_bearer_scheme_on_protected_routes(
+    client: AsyncClient,
+) -> None:
+    document = (await client.get("/v1/admin/openapi.json")).json()
+
+    pipelines = document["paths"]["/v1/admin/pipelines"]["get"]
+    login = document["paths"]["/v1/admin/auth/login"]["post"]
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert pipelines["security"] == [{"HTTPBearer": []}]
+    assert "security" not in login

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from signal_admin.errors import BadRequest
 from signal_admin.persistence.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -42,8 +43,16 @@ def caller_context(request: Request) -> RequestContext:
     )
 
 
+# Declares the bearer scheme in the OpenAPI document; the admission middleware
+# has already verified the token by the time a route runs.
+_bearer = HTTPBearer(
+    auto_error=False, description="An access token from POST /v1/admin/auth/login."
+)
+
+
 def user_context(
     ctx: Annotated[RequestContext, Depends(caller_context)],
+    _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> RequestContext:
     """The context of a call that needs a signed-in user."""
     ctx.authenticated()

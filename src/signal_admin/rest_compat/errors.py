@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from signal_admin.errors import (
     BadRequest,
@@ -14,20 +15,19 @@ from signal_admin.errors import (
     InvalidJson,
     MethodNotAllowed,
     NotFound,
-    RateLimited,
 )
 from signal_admin.resolvers.access import RateLimitedWith
 from signal_admin.resolvers.validation import error_from_problems
-from signal_admin.rest_compat.middleware import envelope, state_of
+from signal_admin.rest_compat.middleware import envelope, error_headers, state_of
 
 _LOCATIONS = {"body", "query", "path", "header"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(error: DomainError) -> JSONResponse:
-    headers = {}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-    return JSONResponse(envelope(error), status_code=error.status, headers=headers)
+    return JSONResponse(
+        envelope(error), status_code=error.status, headers=error_headers(error)
+    )
 
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
@@ -62,9 +62,21 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     else:
         domain = BadRequest(str(error.detail))
     response = error_response(domain)
-    if error.status_code == 405 and error.headers:
-        response.headers["Allow"] = error.headers.get("Allow", "")
+    if error.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. The router's own 405 names
+    only the methods of the first route whose path matched."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from signal_admin.errors import (
     DomainError,
     InternalError,
     PayloadTooLarge,
+    RateLimited,
     UnsupportedMediaType,
 )
 from signal_admin.metrics import REQUEST_SECONDS, REQUESTS
@@ -234,11 +235,25 @@ async def send_error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *[
+                    (name.lower().encode(), value.encode())
+                    for name, value in error_headers(error).items()
+                ],
                 *(headers or []),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def error_headers(error: DomainError) -> dict[str, str]:
+    """Headers an error answer carries besides the envelope."""
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="signal-admin"'
+    return headers
 
 
 def envelope(error: DomainError) -> dict[str, Any]:
