@@ -227,7 +227,7 @@ class BodyLimitMiddleware:
 async def send_error(
     send: Send, error: DomainError, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = json.dumps(envelope(error)).encode()
+    body = json.dumps(envelope(error), separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
