@@ -36,6 +36,8 @@ from signal_admin.rest_compat.schemas import (
     PipelineWithSecretOut,
 )
 
+LabelFilter = Annotated[list[str], Query(description="Every label must match.")]
+
 router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["Pipelines"])
 
 
@@ -79,7 +81,8 @@ async def list_pipelines(
     ctx: Context,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-    label: Annotated[list[str], Query(description="Every label must match.")] = [],  # noqa: B006
+    # FastAPI copies parameter defaults per request, so a list default is safe.
+    label: LabelFilter = [],  # noqa: B006
     type: PipelineType | None = None,
     enabled: bool | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
