@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from signal_admin import __version__
+from signal_admin.catalog.loader import shipped_catalog
 from signal_admin.config import Settings
 from signal_admin.logs import configure_logging
 from signal_admin.persistence.database import Database
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
-from signal_admin.rest_compat import API_PREFIX, auth, health, pipelines
+from signal_admin.rest_compat import API_PREFIX, auth, catalog, health, pipelines
 from signal_admin.rest_compat.errors import install_error_handlers
 from signal_admin.rest_compat.middleware import (
     AdmissionMiddleware,
@@ -65,6 +66,7 @@ def build_services(settings: Settings) -> Services:
         ),
         cipher=Cipher(settings.encryption_key, settings.encryption_key_previous),
         limiter=limiter,
+        catalog=shipped_catalog(),
         redis=redis,
     )
 
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    for router in (auth.router, pipelines.router):
+    for router in (auth.router, pipelines.router, catalog.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))
     app.include_router(health.router)

@@ -11,6 +11,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 
+from signal_admin.catalog.loader import Catalog
 from signal_admin.config import Settings
 from signal_admin.errors import Forbidden, Unauthorized
 from signal_admin.persistence.database import Database
@@ -29,6 +30,7 @@ class Services:
     tokens: TokenService
     cipher: Cipher
     limiter: RateLimiter
+    catalog: Catalog
     redis: Redis | None = None
 
 

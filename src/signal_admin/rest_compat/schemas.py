@@ -57,3 +57,19 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+
+
+class VendorSummary(BaseModel):
+    key: str
+    name: str
+    description: str
+    category: str
+    status: str
+    website: str
+    delivery_modes: list[str]
+
+
+class VendorList(BaseModel):
+    data: list[VendorSummary]
+    next_cursor: str | None
+    has_more: bool

@@ -11,13 +11,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from signal_admin.schema.auth import AuthMutation, AuthQuery
+from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
 
 
 @strawberry.type(description="What can be read.")
-class Query(AuthQuery, PipelinesQuery):
+class Query(AuthQuery, PipelinesQuery, CatalogQuery):
     pass
 
 
