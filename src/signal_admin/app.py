@@ -17,7 +17,14 @@ from signal_admin.logs import configure_logging
 from signal_admin.persistence.database import Database
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
-from signal_admin.rest_compat import API_PREFIX, auth, catalog, health, pipelines
+from signal_admin.rest_compat import (
+    API_PREFIX,
+    auth,
+    catalog,
+    health,
+    pipelines,
+    templates,
+)
 from signal_admin.rest_compat.errors import install_error_handlers
 from signal_admin.rest_compat.middleware import (
     AdmissionMiddleware,
@@ -100,7 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    for router in (auth.router, pipelines.router, catalog.router):
+    for router in (
+        auth.router,
+        pipelines.router,
+        catalog.router,
+        templates.router,
+    ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))
     app.include_router(health.router)

@@ -139,3 +139,93 @@ async def test_graphql_catalog_filter_is_validated(
     )
 
     assert response.json()["errors"][0]["extensions"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_install_creates_a_template_and_revision_one_from_the_variant(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        "/v1/admin/integration-catalog/ga4/install",
+        json={
+            "name": "GA4 shop",
+            "config": {
+                "measurement_id": "G-ABC123",
+                "api_secret": "ga-secret-value",
+                "events": {"order_completed": {"vendor_event_name": "purchase_v2"}},
+            },
+        },
+        headers=org.owner.headers,
+    )
+
+    body = response.json()
+    config = body["revision"]["config"]
+    assert response.status_code == 201
+    assert body["template"]["catalog_vendor_key"] == "ga4"
+    assert body["template"]["catalog_variant_key"] == "default"
+    assert body["template"]["secret_fields"] == ["api_secret"]
+    assert body["revision"]["revision_number"] == 1
+    assert body["revision"]["delivery_mode"] == "server_side"
+    assert config["api_secret"] == "***"
+    assert config["measurement_id"] == "G-ABC123"
+    # Objects merge key by key: the override keeps the variant's mappings.
+    assert config["events"]["order_completed"]["vendor_event_name"] == "purchase_v2"
+    assert config["events"]["order_completed"]["mappings"]
+    assert config["events"]["page"]["vendor_event_name"] == "page_view"
+    assert "ga-secret-value" not in response.text
+
+
+async def test_install_names_every_missing_or_invalid_field(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        "/v1/admin/integration-catalog/ga4/install",
+        json={"name": "GA4", "config": {"measurement_id": "UA-123"}},
+        headers=org.owner.headers,
+    )
+
+    details = {d["field"]: d["code"] for d in response.json()["error"]["details"]}
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_ERROR"
+    assert details == {
+        "config.measurement_id": "INVALID",
+        "config.api_secret": "REQUIRED",
+    }
+
+
+async def test_install_of_an_unknown_vendor_or_variant_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    config = {"measurement_id": "G-ABC123", "api_secret": "x"}
+
+    vendor = await client.post(
+        "/v1/admin/integration-catalog/nope/install",
+        json={"name": "X", "config": config},
+        headers=org.owner.headers,
+    )
+    variant = await client.post(
+        "/v1/admin/integration-catalog/ga4/install",
+        json={"name": "X", "variant_key": "nope", "config": config},
+        headers=org.owner.headers,
+    )
+
+    assert vendor.status_code == 404
+    assert variant.status_code == 422
+    assert variant.json()["error"]["details"][0]["field"] == "variant_key"
+
+
+async def test_a_viewer_cannot_install(client: AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    viewer = await factory.member(org, "viewer")
+
+    response = await client.post(
+        "/v1/admin/integration-catalog/ga4/install",
+        json={"name": "X"},
+        headers=viewer.headers,
+    )
+
+    assert response.status_code == 403

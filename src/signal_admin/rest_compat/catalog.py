@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from signal_admin.catalog.models import Category, Vendor
-from signal_admin.resolvers import catalog
+from signal_admin.resolvers import catalog, templates
 from signal_admin.resolvers.catalog import CatalogFilter
+from signal_admin.resolvers.templates import CatalogInstall
 from signal_admin.resolvers.validation import parse
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
@@ -18,8 +19,10 @@ from signal_admin.rest_compat.dependencies import (
     Limit,
     permitted,
 )
+from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
 from signal_admin.rest_compat.lists import list_body
 from signal_admin.rest_compat.schemas import VendorList
+from signal_admin.rest_compat.templates import created_body
 
 router = APIRouter(prefix=f"{API_PREFIX}/integration-catalog", tags=["Catalog"])
 
@@ -63,3 +66,23 @@ async def list_vendors(
 async def get_vendor(ctx: Context, vendor_key: str) -> dict[str, Any]:
     """One vendor with its config fields and variants."""
     return vendor_body(await catalog.get_vendor(ctx, vendor_key))
+
+
+@router.post(
+    "/{vendor_key}/install",
+    status_code=201,
+    dependencies=[permitted(templates.install_from_catalog)],
+)
+async def install(
+    ctx: Context,
+    request: Request,
+    vendor_key: str,
+    body: CatalogInstall,
+    key: IdempotencyKey = None,
+) -> Response:
+    """Create a template from a vendor and revision 1 of its config, at once."""
+
+    async def create() -> Response:
+        return created_body(await templates.install_from_catalog(ctx, vendor_key, body))
+
+    return await idempotent(ctx, request, key, create)

@@ -5,6 +5,8 @@ from signal_admin.persistence.models.audit_entry import AuditEntry
 from signal_admin.persistence.models.auth_session import AuthSession
 from signal_admin.persistence.models.base import Base
 from signal_admin.persistence.models.idempotency_record import IdempotencyRecord
+from signal_admin.persistence.models.integration_revision import IntegrationRevision
+from signal_admin.persistence.models.integration_template import IntegrationTemplate
 from signal_admin.persistence.models.login_attempt import LoginAttempt
 from signal_admin.persistence.models.organization import Organization
 from signal_admin.persistence.models.pipeline import Pipeline
@@ -17,6 +19,8 @@ __all__ = [
     "AuthSession",
     "Base",
     "IdempotencyRecord",
+    "IntegrationRevision",
+    "IntegrationTemplate",
     "LoginAttempt",
     "Organization",
     "Pipeline",

@@ -1,0 +1,547 @@
+"""Integration templates and their immutable revisions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from signal_admin.catalog.models import MappingDocument, Vendor
+from signal_admin.errors import (
+    AlreadyExists,
+    FieldProblem,
+    NotFound,
+    PreconditionFailed,
+    RevisionConflict,
+    ValidationFailed,
+)
+from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.json_filters import name_contains
+from signal_admin.persistence.models import IntegrationRevision, IntegrationTemplate
+from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.resolvers import audit, secrets
+from signal_admin.resolvers.context import RequestContext, requires
+from signal_admin.resolvers.validation import check_document_size, parse
+from signal_admin.security.permissions import Permission
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+VendorKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+DeliveryMode = Literal["server_side", "client_side", "hybrid"]
+ChangeSummary = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class TemplateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name
+    vendor: VendorKey
+    description: Description | None = None
+    secret_fields: Annotated[list[VendorKey], Field(max_length=100)] = []
+    config: dict[str, Any] = {}
+    delivery_mode: DeliveryMode = "server_side"
+
+
+class TemplateUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name | None = None
+    description: Description | None = None
+
+
+class RevisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    config: dict[str, Any]
+    delivery_mode: DeliveryMode = "server_side"
+    change_summary: ChangeSummary | None = None
+    base_revision_number: Annotated[int, Field(ge=1)] | None = None
+
+
+class CatalogInstall(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name
+    variant_key: VendorKey = "default"
+    config: dict[str, Any] = {}
+    description: Description | None = None
+
+
+class TemplateFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: str | None = None
+    q: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateWithRevision:
+    template: IntegrationTemplate
+    revision: IntegrationRevision
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def list_templates(
+    ctx: RequestContext,
+    filters: TemplateFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[IntegrationTemplate]:
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        statement = _filtered(
+            select(IntegrationTemplate).where(
+                IntegrationTemplate.org_id == principal.org_id
+            ),
+            filters,
+        )
+        return await fetch_page(
+            session, statement, IntegrationTemplate.id, cursor=cursor, limit=limit
+        )
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def get_template(ctx: RequestContext, template_id: str) -> IntegrationTemplate:
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        return await _template(session, principal.org_id, template_id)
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def create_template(ctx: RequestContext, data: Any) -> TemplateWithRevision:
+    fields = parse(TemplateCreate, data)
+    _check_config(fields.config)
+
+    async with ctx.db.transaction() as session:
+        template = await _new_template(
+            ctx,
+            session,
+            name=fields.name,
+            vendor=fields.vendor,
+            description=fields.description,
+            secret_fields=sorted(set(fields.secret_fields)),
+        )
+        revision = await _new_revision(
+            ctx, session, template, fields.config, fields.delivery_mode, None
+        )
+    return TemplateWithRevision(template, revision)
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def install_from_catalog(
+    ctx: RequestContext, vendor_key: str, data: Any
+) -> TemplateWithRevision:
+    """Create a template from a catalog vendor: the variant's default config
+    with the given config merged over it, as revision 1."""
+    vendor = ctx.services.catalog.get(vendor_key)
+    if vendor is None:
+        raise NotFound(f"No vendor {vendor_key!r} is in the catalog.")
+    fields = parse(CatalogInstall, data)
+    variant = vendor.variant(fields.variant_key)
+    if variant is None:
+        raise ValidationFailed(
+            "The vendor has no such variant.",
+            [FieldProblem("variant_key", "INVALID_CHOICE", "Not one of its variants.")],
+        )
+    config = merged(variant.default_config, fields.config)
+    _check_connection_fields(vendor, config)
+    _check_config(config)
+
+    async with ctx.db.transaction() as session:
+        template = await _new_template(
+            ctx,
+            session,
+            name=fields.name,
+            vendor=vendor.key,
+            description=fields.description,
+            secret_fields=vendor.secret_fields,
+            catalog=(vendor.key, variant.key),
+        )
+        revision = await _new_revision(
+            ctx, session, template, config, vendor.delivery_modes[0], None
+        )
+    return TemplateWithRevision(template, revision)
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def update_template(
+    ctx: RequestContext,
+    template_id: str,
+    data: Any,
+    *,
+    expected_version: int | None = None,
+) -> IntegrationTemplate:
+    principal = ctx.authenticated()
+    change = parse(TemplateUpdate, data)
+    named = change.model_dump(include=change.model_fields_set)
+    if named.get("name", "") is None:
+        raise ValidationFailed(
+            "A template needs a name.",
+            [FieldProblem("name", "INVALID", "This field cannot be null.")],
+        )
+
+    async with ctx.db.transaction() as session:
+        template = await _locked(
+            session, principal.org_id, template_id, expected_version
+        )
+        before = _audited(template)
+        for key, value in named.items():
+            setattr(template, key, value)
+        changes = audit.diff(before, _audited(template))
+        if changes:
+            audit.record(
+                session,
+                ctx,
+                action="integration_template.updated",
+                resource_type="integration_template",
+                resource_id=template.id,
+                changes=changes,
+            )
+        await _flush_unique(session, template.name)
+    return template
+
+
+@requires(Permission.DELETE_CONFIGURATION)
+async def delete_template(
+    ctx: RequestContext,
+    template_id: str,
+    *,
+    cascade: bool = False,
+    expected_version: int | None = None,
+) -> None:
+    """Delete a template with its revisions and their secrets. Nothing uses a
+    template yet but its attachments, which `cascade` also removes."""
+    principal = ctx.authenticated()
+
+    async with ctx.db.transaction() as session:
+        template = await _locked(
+            session, principal.org_id, template_id, expected_version
+        )
+        configs = await session.scalars(
+            select(IntegrationRevision.config).where(
+                IntegrationRevision.template_id == template.id
+            )
+        )
+        owned = [sid for config in configs for sid in secrets.secret_ids(config)]
+        audit.record(
+            session,
+            ctx,
+            action="integration_template.deleted",
+            resource_type="integration_template",
+            resource_id=template.id,
+            changes=audit.diff(_audited(template), {}),
+            metadata={"cascade": cascade},
+        )
+        await session.delete(template)
+        await session.flush()
+        await secrets.drop(session, owned)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def list_revisions(
+    ctx: RequestContext,
+    template_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[IntegrationRevision]:
+    """A template's revisions, newest first."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        template = await _template(session, principal.org_id, template_id)
+        statement = select(IntegrationRevision).where(
+            IntegrationRevision.template_id == template.id
+        )
+        return await fetch_page(
+            session,
+            statement,
+            IntegrationRevision.id,
+            cursor=cursor,
+            limit=limit,
+            descending=True,
+        )
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def get_revision(
+    ctx: RequestContext, template_id: str, revision_id: str
+) -> IntegrationRevision:
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        revision = await session.scalar(
+            select(IntegrationRevision).where(
+                IntegrationRevision.id == revision_id,
+                IntegrationRevision.template_id == template_id,
+                IntegrationRevision.org_id == principal.org_id,
+            )
+        )
+    if revision is None:
+        raise NotFound.of("Revision", revision_id)
+    return revision
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def create_revision(
+    ctx: RequestContext, template_id: str, data: Any
+) -> IntegrationRevision:
+    """Write the template's next revision. Numbers never skip or repeat: the
+    template row is locked while the next one is taken."""
+    principal = ctx.authenticated()
+    fields = parse(RevisionCreate, data)
+    _check_config(fields.config)
+
+    async with ctx.db.transaction() as session:
+        template = await _locked(session, principal.org_id, template_id, None)
+        base = fields.base_revision_number
+        if base is not None and base != template.latest_revision:
+            raise RevisionConflict(
+                f"Revision {base} is not the latest: revision "
+                f"{template.latest_revision} is."
+            )
+        revision = await _new_revision(
+            ctx,
+            session,
+            template,
+            fields.config,
+            fields.delivery_mode,
+            fields.change_summary,
+        )
+    return revision
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`: objects merge key by key, anything else replaces."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+async def _new_template(
+    ctx: RequestContext,
+    session: AsyncSession,
+    *,
+    name: str,
+    vendor: str,
+    description: str | None,
+    secret_fields: list[str],
+    catalog: tuple[str, str] | None = None,
+) -> IntegrationTemplate:
+    principal = ctx.authenticated()
+    template = IntegrationTemplate(
+        id=new_id("tmpl"),
+        org_id=principal.org_id,
+        name=name,
+        vendor=vendor,
+        description=description,
+        catalog_vendor_key=catalog[0] if catalog else None,
+        catalog_variant_key=catalog[1] if catalog else None,
+        secret_fields=secret_fields,
+        latest_revision=0,
+    )
+    session.add(template)
+    await _flush_unique(session, name)
+    audit.record(
+        session,
+        ctx,
+        action="integration_template.created",
+        resource_type="integration_template",
+        resource_id=template.id,
+        changes=audit.created(_audited(template)),
+    )
+    return template
+
+
+async def _new_revision(
+    ctx: RequestContext,
+    session: AsyncSession,
+    template: IntegrationTemplate,
+    config: dict[str, Any],
+    delivery_mode: str,
+    change_summary: str | None,
+) -> IntegrationRevision:
+    previous = await session.scalar(
+        select(IntegrationRevision.config).where(
+            IntegrationRevision.template_id == template.id,
+            IntegrationRevision.revision_number == template.latest_revision,
+        )
+    )
+    stored = await secrets.seal(
+        ctx, session, template.org_id, config, template.secret_fields, previous
+    )
+    template.latest_revision += 1
+    revision = IntegrationRevision(
+        id=new_id("rev"),
+        template_id=template.id,
+        org_id=template.org_id,
+        revision_number=template.latest_revision,
+        config=stored,
+        delivery_mode=delivery_mode,
+        change_summary=change_summary,
+        created_by=ctx.authenticated().user_id,
+    )
+    session.add(revision)
+    await session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="integration_revision.created",
+        resource_type="integration_revision",
+        resource_id=revision.id,
+        changes=_revision_changes(previous or {}, config, stored),
+        metadata={
+            "template_id": template.id,
+            "revision_number": revision.revision_number,
+        },
+    )
+    return revision
+
+
+def _revision_changes(
+    previous: dict[str, Any], given: dict[str, Any], stored: dict[str, Any]
+) -> dict[str, Any]:
+    """The diff from the previous revision, secrets masked. A secret given a
+    new value shows as changed even though both sides read `"***"`."""
+    before, after = secrets.masked(previous), secrets.masked(stored)
+    changes = audit.diff(before, after)
+    for field in secrets.secret_ids_by_field(stored):
+        if given.get(field) != secrets.MASK:
+            changes[field] = {"old": before.get(field), "new": secrets.MASK}
+    return changes
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    problems: list[FieldProblem] = []
+    try:
+        check_document_size(config)
+    except ValueError as error:
+        problems.append(FieldProblem("config", "TOO_LARGE", str(error)))
+    try:
+        MappingDocument.model_validate(config)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            path = ".".join(str(part) for part in problem["loc"])
+            problems.append(
+                FieldProblem(f"config.{path}", "INVALID", str(problem["msg"]))
+            )
+    if problems:
+        raise ValidationFailed("The config is not a valid mapping document.", problems)
+
+
+def _check_connection_fields(vendor: Vendor, config: dict[str, Any]) -> None:
+    problems: list[FieldProblem] = []
+    for field in vendor.config_fields:
+        value = config.get(field.key)
+        path = f"config.{field.key}"
+        if value is None or value == "":
+            if field.required:
+                problems.append(
+                    FieldProblem(path, "REQUIRED", f"{field.label} is required.")
+                )
+            continue
+        problem = _field_problem(field.type, field.pattern, field.options, value)
+        if problem:
+            problems.append(FieldProblem(path, "INVALID", problem))
+    if problems:
+        raise ValidationFailed("The config misses or mistypes fields.", problems)
+
+
+def _field_problem(
+    field_type: str, pattern: str | None, options: list[str] | None, value: Any
+) -> str | None:
+    expected: dict[str, type | tuple[type, ...]] = {
+        "string": str,
+        "secret": str,
+        "url": str,
+        "select": str,
+        "number": (int, float),
+        "boolean": bool,
+        "json": (dict, list),
+    }
+    if not isinstance(value, expected[field_type]) or (
+        field_type == "number" and isinstance(value, bool)
+    ):
+        return f"Expected a {field_type} value."
+    if not isinstance(value, str):
+        return None
+    if field_type == "url" and not re.match(r"^https?://\S+$", value):
+        return "Expected an http(s) URL."
+    if field_type == "select" and options and value not in options:
+        return f"Expected one of {', '.join(options)}."
+    if pattern and not re.search(pattern, value):
+        return "The value does not have the expected format."
+    return None
+
+
+def _filtered(statement: Select[Any], filters: TemplateFilter) -> Select[Any]:
+    if filters.vendor:
+        statement = statement.where(IntegrationTemplate.vendor == filters.vendor)
+    if filters.q:
+        statement = statement.where(name_contains(IntegrationTemplate.name, filters.q))
+    return statement
+
+
+async def _template(
+    session: AsyncSession, org_id: str, template_id: str
+) -> IntegrationTemplate:
+    template = await session.scalar(
+        select(IntegrationTemplate).where(
+            IntegrationTemplate.id == template_id,
+            IntegrationTemplate.org_id == org_id,
+        )
+    )
+    if template is None:
+        raise NotFound.of("Integration template", template_id)
+    return template
+
+
+async def _locked(
+    session: AsyncSession, org_id: str, template_id: str, expected_version: int | None
+) -> IntegrationTemplate:
+    template = await session.scalar(
+        select(IntegrationTemplate)
+        .where(
+            IntegrationTemplate.id == template_id,
+            IntegrationTemplate.org_id == org_id,
+        )
+        .with_for_update()
+    )
+    if template is None:
+        raise NotFound.of("Integration template", template_id)
+    if expected_version is not None and expected_version != template.version:
+        raise PreconditionFailed(
+            f"Integration template {template_id} is at version {template.version}, "
+            f"not {expected_version}."
+        )
+    return template
+
+
+async def _flush_unique(session: AsyncSession, name: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise AlreadyExists(
+            f"An integration template named {name!r} already exists."
+        ) from error
+
+
+def _audited(template: IntegrationTemplate) -> dict[str, Any]:
+    return {
+        "name": template.name,
+        "vendor": template.vendor,
+        "description": template.description,
+        "catalog_vendor_key": template.catalog_vendor_key,
+        "catalog_variant_key": template.catalog_variant_key,
+        "secret_fields": template.secret_fields,
+    }
