@@ -22,6 +22,7 @@ from signal_admin.rest_compat import (
     auth,
     catalog,
     health,
+    pipeline_integrations,
     pipelines,
     templates,
 )
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines.router,
         catalog.router,
         templates.router,
+        pipeline_integrations.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))

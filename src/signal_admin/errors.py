@@ -183,6 +183,13 @@ class ValidationFailed(DomainError):
     user_fixable = True
 
 
+class MissingPipelineParameters(DomainError):
+    code = "MISSING_PIPELINE_PARAMETERS"
+    status = 422
+    default_message = "The pipeline lacks parameters the revision uses."
+    user_fixable = True
+
+
 class IdempotencyKeyReused(DomainError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422

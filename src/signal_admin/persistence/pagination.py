@@ -61,14 +61,16 @@ def check_page_size(limit: int, field: str = "limit") -> int:
 
 async def fetch_page(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     id_column: InstrumentedAttribute[str],
     *,
     cursor: str | None,
     limit: int,
     descending: bool = False,
 ) -> Page[Any]:
-    """One page of `statement`'s rows in id order, starting after `cursor`."""
+    """One page of `statement`'s rows in id order, starting after `cursor`.
+    A statement of one entity pages that entity; one of several pages rows
+    whose first entity carries the id."""
     check_page_size(limit)
     if cursor is not None:
         after = decode_cursor(cursor)["id"]
@@ -76,8 +78,13 @@ async def fetch_page(
             id_column < after if descending else id_column > after
         )
     order = id_column.desc() if descending else id_column.asc()
-    rows = (await session.scalars(statement.order_by(order).limit(limit + 1))).all()
+    result = await session.execute(statement.order_by(order).limit(limit + 1))
+    single = len(statement.column_descriptions) == 1
+    rows: Sequence[Any] = result.scalars().all() if single else result.all()
     has_more = len(rows) > limit
     items = rows[:limit]
-    next_cursor = encode_cursor({"id": items[-1].id}) if has_more else None
+    next_cursor = None
+    if has_more:
+        last = items[-1] if single else items[-1][0]
+        next_cursor = encode_cursor({"id": last.id})
     return Page(items=items, has_more=has_more, next_cursor=next_cursor)

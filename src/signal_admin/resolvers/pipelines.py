@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from signal_admin.errors import AlreadyExists, NotFound, PreconditionFailed
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.json_filters import array_contains, name_contains
-from signal_admin.persistence.models import Pipeline, Secret
+from signal_admin.persistence.models import Pipeline, PipelineIntegration, Secret
 from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.persistence.types import utc_now
-from signal_admin.resolvers import audit
+from signal_admin.resolvers import audit, pipeline_integrations
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.users import is_storable
 from signal_admin.resolvers.validation import check_document_size, parse
@@ -342,6 +342,12 @@ async def delete_pipeline(
             session, principal.org_id, pipeline_id, expected_version
         )
         secret_ids = [pipeline.key_secret_id, pipeline.previous_key_secret_id]
+        attached = await session.scalars(
+            select(PipelineIntegration).where(
+                PipelineIntegration.pipeline_id == pipeline.id
+            )
+        )
+        await pipeline_integrations.remove(session, ctx, list(attached))
         audit.record(
             session,
             ctx,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,14 +18,20 @@ from signal_admin.errors import (
     FieldProblem,
     NotFound,
     PreconditionFailed,
+    ResourceInUse,
     RevisionConflict,
     ValidationFailed,
 )
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.json_filters import name_contains
-from signal_admin.persistence.models import IntegrationRevision, IntegrationTemplate
+from signal_admin.persistence.models import (
+    IntegrationRevision,
+    IntegrationTemplate,
+    PipelineIntegration,
+    User,
+)
 from signal_admin.persistence.pagination import Page, fetch_page
-from signal_admin.resolvers import audit, secrets
+from signal_admin.resolvers import audit, pipeline_integrations, secrets
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.validation import check_document_size, parse
 from signal_admin.security.permissions import Permission
@@ -217,14 +224,27 @@ async def delete_template(
     cascade: bool = False,
     expected_version: int | None = None,
 ) -> None:
-    """Delete a template with its revisions and their secrets. Nothing uses a
-    template yet but its attachments, which `cascade` also removes."""
+    """Delete a template with its revisions and their secrets. While pipelines
+    use it, only `cascade` deletes it, detaching it from each of them."""
     principal = ctx.authenticated()
 
     async with ctx.db.transaction() as session:
         template = await _locked(
             session, principal.org_id, template_id, expected_version
         )
+        attached = list(
+            await session.scalars(
+                select(PipelineIntegration).where(
+                    PipelineIntegration.template_id == template.id
+                )
+            )
+        )
+        if attached and not cascade:
+            raise ResourceInUse(
+                f"{len(attached)} pipeline(s) use integration template {template.id}; "
+                "detach it first or delete with cascade=true."
+            )
+        await pipeline_integrations.remove(session, ctx, attached)
         configs = await session.scalars(
             select(IntegrationRevision.config).where(
                 IntegrationRevision.template_id == template.id
@@ -545,3 +565,66 @@ def _audited(template: IntegrationTemplate) -> dict[str, Any]:
         "catalog_variant_key": template.catalog_variant_key,
         "secret_fields": template.secret_fields,
     }
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def count_templates(ctx: RequestContext, filters: TemplateFilter) -> int:
+    """How many of the organisation's templates match `filters`, on all pages."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        statement = _filtered(
+            select(func.count())
+            .select_from(IntegrationTemplate)
+            .where(IntegrationTemplate.org_id == principal.org_id),
+            filters,
+        )
+        return int(await session.scalar(statement) or 0)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def templates_by_ids(
+    ctx: RequestContext, template_ids: Sequence[str]
+) -> list[IntegrationTemplate]:
+    """The organisation's templates among `template_ids`, in no set order;
+    ids that name no template of the organisation are left out."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(IntegrationTemplate).where(
+                IntegrationTemplate.org_id == principal.org_id,
+                IntegrationTemplate.id.in_(template_ids),
+            )
+        )
+        return list(rows)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def revisions_by_number(
+    ctx: RequestContext, numbers: Sequence[tuple[str, int]]
+) -> list[IntegrationRevision]:
+    """The organisation's revisions named by (template id, revision number),
+    in no set order; pairs that name none are left out."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(IntegrationRevision).where(
+                IntegrationRevision.org_id == principal.org_id,
+                tuple_(
+                    IntegrationRevision.template_id,
+                    IntegrationRevision.revision_number,
+                ).in_(list(numbers)),
+            )
+        )
+        return list(rows)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def revision_authors(ctx: RequestContext, user_ids: Sequence[str]) -> list[User]:
+    """The organisation's users among `user_ids` (the `created_by` of
+    revisions), deleted ones included, in no set order."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(User).where(User.org_id == principal.org_id, User.id.in_(user_ids))
+        )
+        return list(rows)

@@ -10,18 +10,49 @@ import strawberry
 from graphql import DocumentNode
 
 from signal_admin.resolvers.context import RequestContext
+from signal_admin.schema.loaders import (
+    RevisionByTemplateAndNumberLoader,
+    TemplateByIdLoader,
+    UserByIdLoader,
+)
 
 
 @dataclass(slots=True)
 class Loaders:
-    """The dataloaders of one request, one per (target, key), created lazily.
+    """The dataloaders of one request, one per (target, key), each created the
+    first time a field asks for it."""
 
-    None exist yet: pipelines have no cross-object fields so far.
-    """
+    request: RequestContext
+    _template_by_id: TemplateByIdLoader | None = None
+    _revision_by_template_and_number: RevisionByTemplateAndNumberLoader | None = None
+    _user_by_id: UserByIdLoader | None = None
+
+    @property
+    def template_by_id(self) -> TemplateByIdLoader:
+        if self._template_by_id is None:
+            self._template_by_id = TemplateByIdLoader(self.request)
+        return self._template_by_id
+
+    @property
+    def revision_by_template_and_number(self) -> RevisionByTemplateAndNumberLoader:
+        if self._revision_by_template_and_number is None:
+            self._revision_by_template_and_number = RevisionByTemplateAndNumberLoader(
+                self.request
+            )
+        return self._revision_by_template_and_number
+
+    @property
+    def user_by_id(self) -> UserByIdLoader:
+        if self._user_by_id is None:
+            self._user_by_id = UserByIdLoader(self.request)
+        return self._user_by_id
 
     def clear(self) -> None:
         """Forget every cached row, so fields resolved after a write read what
         it wrote."""
+        self._template_by_id = None
+        self._revision_by_template_and_number = None
+        self._user_by_id = None
 
 
 @dataclass(slots=True)
@@ -31,7 +62,10 @@ class GraphQLContext:
 
     request: RequestContext
     document: DocumentNode
-    loaders: Loaders = field(default_factory=Loaders)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.request)
 
 
 Info: TypeAlias = strawberry.Info[GraphQLContext, None]

@@ -15,15 +15,16 @@ from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
+from signal_admin.schema.templates import TemplatesMutation, TemplatesQuery
 
 
 @strawberry.type(description="What can be read.")
-class Query(AuthQuery, PipelinesQuery, CatalogQuery):
+class Query(AuthQuery, PipelinesQuery, CatalogQuery, TemplatesQuery):
     pass
 
 
 @strawberry.type(description="What can be changed; each field runs in turn.")
-class Mutation(AuthMutation, PipelinesMutation):
+class Mutation(AuthMutation, PipelinesMutation, TemplatesMutation):
     pass
 
 

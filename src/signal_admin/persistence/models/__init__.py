@@ -10,6 +10,7 @@ from signal_admin.persistence.models.integration_template import IntegrationTemp
 from signal_admin.persistence.models.login_attempt import LoginAttempt
 from signal_admin.persistence.models.organization import Organization
 from signal_admin.persistence.models.pipeline import Pipeline
+from signal_admin.persistence.models.pipeline_integration import PipelineIntegration
 from signal_admin.persistence.models.refresh_token import RefreshToken
 from signal_admin.persistence.models.secret import Secret
 from signal_admin.persistence.models.user import User
@@ -24,6 +25,7 @@ __all__ = [
     "LoginAttempt",
     "Organization",
     "Pipeline",
+    "PipelineIntegration",
     "RefreshToken",
     "Secret",
     "User",

@@ -1,0 +1,378 @@
+"""Pipeline integrations: a template attached to a pipeline, pinned to one of
+its revisions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from signal_admin.errors import (
+    AlreadyExists,
+    FieldProblem,
+    MissingPipelineParameters,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.models import (
+    IntegrationRevision,
+    IntegrationTemplate,
+    Pipeline,
+    PipelineIntegration,
+)
+from signal_admin.persistence.pagination import fetch_page
+from signal_admin.resolvers import audit
+from signal_admin.resolvers.context import RequestContext, requires
+from signal_admin.resolvers.validation import parse
+from signal_admin.security.permissions import Permission
+
+PARAMETER = re.compile(r"\{\{\s*pipeline_param\.([A-Za-z0-9_.-]+)\s*\}\}")
+Category = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+Categories = Annotated[list[Category], Field(max_length=50)]
+
+
+class AttachmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    integration_id: str
+    revision_id: str | None = None
+    enabled: bool = True
+    consent_categories: Categories = []
+
+
+class AttachmentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    revision_id: str | None = None
+    enabled: bool | None = None
+    consent_categories: Categories | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An attachment with what its answers show of its template, its pinned
+    revision and its pipeline's parameters."""
+
+    row: PipelineIntegration
+    template: IntegrationTemplate
+    revision: IntegrationRevision
+    pipeline_parameters: dict[str, str]
+
+    @property
+    def upgrade_available(self) -> bool:
+        return self.revision.revision_number < self.template.latest_revision
+
+    @property
+    def unresolved_parameters(self) -> list[str]:
+        return missing_parameters(self.revision.config, self.pipeline_parameters)
+
+
+def parameters_used(config: Any) -> set[str]:
+    """The keys `config` refers to as `{{pipeline_param.KEY}}`."""
+    return {match for text in _strings(config) for match in PARAMETER.findall(text)}
+
+
+def missing_parameters(config: Any, parameters: dict[str, str]) -> list[str]:
+    return sorted(parameters_used(config) - set(parameters))
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def list_attachments(
+    ctx: RequestContext, pipeline_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[Attachment], bool, str | None]:
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        page = await fetch_page(
+            session,
+            _joined().where(PipelineIntegration.pipeline_id == pipeline.id),
+            PipelineIntegration.id,
+            cursor=cursor,
+            limit=limit,
+        )
+    items = [_view(row, pipeline.parameters) for row in page.items]
+    return items, page.has_more, page.next_cursor
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def get_attachment(
+    ctx: RequestContext, pipeline_id: str, attachment_id: str
+) -> Attachment:
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        row = (
+            await session.execute(
+                _joined().where(
+                    PipelineIntegration.id == attachment_id,
+                    PipelineIntegration.pipeline_id == pipeline.id,
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound.of("Pipeline integration", attachment_id)
+    return _view(row, pipeline.parameters)
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def attach(ctx: RequestContext, pipeline_id: str, data: Any) -> Attachment:
+    principal = ctx.authenticated()
+    fields = parse(AttachmentCreate, data)
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=True)
+        template = await _template(session, principal.org_id, fields.integration_id)
+        revision = await _pinnable(session, template, fields.revision_id)
+        _check_parameters(revision, pipeline)
+        row = PipelineIntegration(
+            id=new_id("pi"),
+            org_id=principal.org_id,
+            pipeline_id=pipeline.id,
+            template_id=template.id,
+            revision_id=revision.id,
+            enabled=fields.enabled,
+            consent_categories=fields.consent_categories,
+        )
+        session.add(row)
+        clash = f"Integration {template.id} is already attached to {pipeline.id}."
+        try:
+            await session.flush()
+        except IntegrityError as error:
+            # The failed flush ended the transaction: use no loaded row here.
+            raise AlreadyExists(clash) from error
+        attachment = Attachment(row, template, revision, pipeline.parameters)
+        audit.record(
+            session,
+            ctx,
+            action="pipeline_integration.created",
+            resource_type="pipeline_integration",
+            resource_id=row.id,
+            changes=audit.created(_audited(attachment)),
+            metadata={"pipeline_id": pipeline.id, "template_id": template.id},
+        )
+    return attachment
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def update_attachment(
+    ctx: RequestContext,
+    pipeline_id: str,
+    attachment_id: str,
+    data: Any,
+    *,
+    expected_version: int | None = None,
+) -> Attachment:
+    """Pin another revision (upgrade or roll back), enable or disable, or
+    change the consent categories."""
+    principal = ctx.authenticated()
+    change = parse(AttachmentUpdate, data)
+    named = change.model_dump(include=change.model_fields_set)
+    if any(named.get(key, "") is None for key in ("enabled", "consent_categories")):
+        raise ValidationFailed(
+            "Leave a field out to keep it.",
+            [
+                FieldProblem(key, "INVALID", "This field cannot be null.")
+                for key in ("enabled", "consent_categories")
+                if key in named and named[key] is None
+            ],
+        )
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        row = await _locked(session, pipeline.id, attachment_id, expected_version)
+        template = await session.get_one(IntegrationTemplate, row.template_id)
+        revision = await session.get_one(IntegrationRevision, row.revision_id)
+        before = _audited(Attachment(row, template, revision, pipeline.parameters))
+        if named.get("revision_id"):
+            revision = await _pinnable(session, template, named["revision_id"])
+            _check_parameters(revision, pipeline)
+            row.revision_id = revision.id
+        for key in ("enabled", "consent_categories"):
+            if key in named:
+                setattr(row, key, named[key])
+        attachment = Attachment(row, template, revision, pipeline.parameters)
+        changes = audit.diff(before, _audited(attachment))
+        if changes:
+            audit.record(
+                session,
+                ctx,
+                action="pipeline_integration.updated",
+                resource_type="pipeline_integration",
+                resource_id=row.id,
+                changes=changes,
+                metadata={"pipeline_id": pipeline.id},
+            )
+        await session.flush()
+    return attachment
+
+
+@requires(Permission.DELETE_CONFIGURATION)
+async def detach(
+    ctx: RequestContext,
+    pipeline_id: str,
+    attachment_id: str,
+    *,
+    expected_version: int | None = None,
+) -> None:
+    principal = ctx.authenticated()
+
+    async with ctx.db.transaction() as session:
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        row = await _locked(session, pipeline.id, attachment_id, expected_version)
+        await remove(session, ctx, [row])
+
+
+async def remove(
+    session: AsyncSession, ctx: RequestContext, rows: Sequence[PipelineIntegration]
+) -> None:
+    """Delete attachments, one audit entry each (also for cascades)."""
+    for row in rows:
+        audit.record(
+            session,
+            ctx,
+            action="pipeline_integration.deleted",
+            resource_type="pipeline_integration",
+            resource_id=row.id,
+            metadata={"pipeline_id": row.pipeline_id, "template_id": row.template_id},
+        )
+        await session.delete(row)
+    await session.flush()
+
+
+def _joined() -> Select[PipelineIntegration, IntegrationTemplate, IntegrationRevision]:
+    return (
+        select(PipelineIntegration, IntegrationTemplate, IntegrationRevision)
+        .join(
+            IntegrationTemplate,
+            IntegrationTemplate.id == PipelineIntegration.template_id,
+        )
+        .join(
+            IntegrationRevision,
+            IntegrationRevision.id == PipelineIntegration.revision_id,
+        )
+    )
+
+
+def _view(row: Any, parameters: dict[str, str]) -> Attachment:
+    attachment, template, revision = row
+    return Attachment(attachment, template, revision, parameters)
+
+
+async def _pipeline(
+    session: AsyncSession, org_id: str, pipeline_id: str, *, lock: bool
+) -> Pipeline:
+    statement = select(Pipeline).where(
+        Pipeline.id == pipeline_id, Pipeline.org_id == org_id
+    )
+    pipeline = await session.scalar(statement.with_for_update() if lock else statement)
+    if pipeline is None:
+        raise NotFound.of("Pipeline", pipeline_id)
+    return pipeline
+
+
+async def _template(
+    session: AsyncSession, org_id: str, template_id: str
+) -> IntegrationTemplate:
+    template = await session.scalar(
+        select(IntegrationTemplate).where(
+            IntegrationTemplate.id == template_id,
+            IntegrationTemplate.org_id == org_id,
+        )
+    )
+    if template is None:
+        raise ValidationFailed(
+            f"Integration template {template_id} was not found.",
+            [FieldProblem("integration_id", "NOT_FOUND", "No such template.")],
+        )
+    return template
+
+
+async def _pinnable(
+    session: AsyncSession, template: IntegrationTemplate, revision_id: str | None
+) -> IntegrationRevision:
+    """The revision to pin: the given one, which must be the template's, or
+    the latest."""
+    statement = select(IntegrationRevision).where(
+        IntegrationRevision.template_id == template.id
+    )
+    if revision_id is None:
+        statement = statement.where(
+            IntegrationRevision.revision_number == template.latest_revision
+        )
+    else:
+        statement = statement.where(IntegrationRevision.id == revision_id)
+    revision = await session.scalar(statement)
+    if revision is None:
+        raise ValidationFailed(
+            f"Revision {revision_id} is not a revision of {template.id}.",
+            [FieldProblem("revision_id", "INVALID", "Not this template's revision.")],
+        )
+    return revision
+
+
+def _check_parameters(revision: IntegrationRevision, pipeline: Pipeline) -> None:
+    missing = missing_parameters(revision.config, pipeline.parameters)
+    if missing:
+        raise MissingPipelineParameters(
+            f"Pipeline {pipeline.id} lacks the parameters {', '.join(missing)}.",
+            [
+                FieldProblem(
+                    f"parameters.{key}", "MISSING", "The revision uses this parameter."
+                )
+                for key in missing
+            ],
+        )
+
+
+async def _locked(
+    session: AsyncSession,
+    pipeline_id: str,
+    attachment_id: str,
+    expected_version: int | None,
+) -> PipelineIntegration:
+    row = await session.scalar(
+        select(PipelineIntegration)
+        .where(
+            PipelineIntegration.id == attachment_id,
+            PipelineIntegration.pipeline_id == pipeline_id,
+        )
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound.of("Pipeline integration", attachment_id)
+    if expected_version is not None and expected_version != row.version:
+        raise PreconditionFailed(
+            f"Pipeline integration {attachment_id} is at version {row.version}, "
+            f"not {expected_version}."
+        )
+    return row
+
+
+def _audited(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "revision_id": attachment.revision.id,
+        "revision_number": attachment.revision.revision_number,
+        "enabled": attachment.row.enabled,
+        "consent_categories": attachment.row.consent_categories,
+    }
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

@@ -1,0 +1,96 @@
+"""The request's dataloaders: one per (target, key), each gathering the loads
+of one execution step into a single SELECT in a short session of its own.
+
+Every key starts with the organisation id of the object that refers to the
+row, and a row is only handed back for a key whose organisation it belongs to.
+The reads themselves are also scoped to the caller's organisation, so a loader
+never answers another organisation's row. Results come in key order, with
+None for a key that names no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import NamedTuple, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from signal_admin.persistence.models import (
+    IntegrationRevision,
+    IntegrationTemplate,
+    User,
+)
+from signal_admin.resolvers import templates
+from signal_admin.resolvers.context import RequestContext
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+RowT = TypeVar("RowT")
+
+
+class TemplateKey(NamedTuple):
+    org_id: str
+    template_id: str
+
+
+class RevisionKey(NamedTuple):
+    org_id: str
+    template_id: str
+    revision_number: int
+
+
+class UserKey(NamedTuple):
+    org_id: str
+    user_id: str
+
+
+def in_key_order(
+    keys: Sequence[KeyT], rows: Iterable[RowT], key_of: Callable[[RowT], KeyT]
+) -> list[RowT | None]:
+    """`rows` matched to `keys` by the key each row answers, None for misses."""
+    found = {key_of(row): row for row in rows}
+    return [found.get(key) for key in keys]
+
+
+class TemplateByIdLoader(DataLoader[TemplateKey, IntegrationTemplate | None]):
+    """Templates by id: a revision's `template`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[TemplateKey]) -> list[IntegrationTemplate | None]:
+        ids = sorted({key.template_id for key in keys})
+        rows = await templates.templates_by_ids(self._ctx, ids)
+        return in_key_order(keys, rows, lambda row: TemplateKey(row.org_id, row.id))
+
+
+class RevisionByTemplateAndNumberLoader(
+    DataLoader[RevisionKey, IntegrationRevision | None]
+):
+    """Revisions by template and number: a template's `latestRevision`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[RevisionKey]) -> list[IntegrationRevision | None]:
+        numbers = sorted({(key.template_id, key.revision_number) for key in keys})
+        rows = await templates.revisions_by_number(self._ctx, numbers)
+        return in_key_order(
+            keys,
+            rows,
+            lambda row: RevisionKey(row.org_id, row.template_id, row.revision_number),
+        )
+
+
+class UserByIdLoader(DataLoader[UserKey, User | None]):
+    """Users by id: a revision's `createdBy`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[UserKey]) -> list[User | None]:
+        ids = sorted({key.user_id for key in keys})
+        rows = await templates.revision_authors(self._ctx, ids)
+        return in_key_order(keys, rows, lambda row: UserKey(row.org_id, row.id))

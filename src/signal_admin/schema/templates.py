@@ -1,0 +1,582 @@
+"""Integration templates and their immutable revisions.
+
+A template's config changes only by writing a new revision. Revisions refer
+to their template and author, and templates to their latest revision, through
+the request's loaders, so a page of templates costs the same few SELECTs
+whatever its size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from signal_admin.errors import DomainError, NotFound
+from signal_admin.persistence.models import IntegrationRevision as RevisionRow
+from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
+from signal_admin.persistence.models import User as UserRow
+from signal_admin.resolvers import catalog, secrets, templates
+from signal_admin.resolvers.validation import parse
+from signal_admin.schema.auth import User
+from signal_admin.schema.catalog import CatalogVendor
+from signal_admin.schema.context import Info
+from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
+from signal_admin.schema.fields import mutation_field, query_field
+from signal_admin.schema.inputs import given
+from signal_admin.schema.loaders import RevisionKey, TemplateKey, UserKey
+from signal_admin.schema.pagination import (
+    Connection,
+    edges_of,
+    page_info_of,
+    page_size,
+)
+from signal_admin.schema.scalars import JSON
+from signal_admin.security.permissions import Permission
+
+
+@strawberry.enum(description="Where a revision's events are sent from.")
+class DeliveryMode(Enum):
+    SERVER_SIDE = strawberry.enum_value(
+        "server_side", description="From the server, after collection."
+    )
+    CLIENT_SIDE = strawberry.enum_value(
+        "client_side", description="From the visitor's browser or app."
+    )
+    HYBRID = strawberry.enum_value(
+        "hybrid", description="Partly from the client, partly from the server."
+    )
+
+
+@strawberry.type(description="A vendor configuration the organisation keeps.")
+class IntegrationTemplate:
+    id: strawberry.ID = strawberry.field(description="The template's id (tmpl_…).")
+    name: str = strawberry.field(description="Unique in the organisation.")
+    vendor: str = strawberry.field(description="The vendor's key, e.g. ga4.")
+    description: str | None = strawberry.field(description="What it is for.")
+    catalog_variant_key: str | None = strawberry.field(
+        description="The catalog variant it was installed from; null if hand-made."
+    )
+    secret_fields: list[str] = strawberry.field(
+        description="The config keys stored encrypted and answered as ***."
+    )
+    version: int = strawberry.field(
+        description="1, then one more on every change; pass it as expectedVersion."
+    )
+    created_at: datetime = strawberry.field(description="When it was created.")
+    updated_at: datetime = strawberry.field(description="The last change.")
+    org_id: strawberry.Private[str]
+    catalog_vendor_key: strawberry.Private[str | None]
+    latest_revision_number: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, template: TemplateRow) -> IntegrationTemplate:
+        return cls(
+            id=strawberry.ID(template.id),
+            name=template.name,
+            vendor=template.vendor,
+            description=template.description,
+            catalog_variant_key=template.catalog_variant_key,
+            secret_fields=list(template.secret_fields),
+            version=template.version,
+            created_at=template.created_at,
+            updated_at=template.updated_at,
+            org_id=template.org_id,
+            catalog_vendor_key=template.catalog_vendor_key,
+            latest_revision_number=template.latest_revision,
+        )
+
+    @query_field(
+        description="The catalog vendor it was installed from; null if hand-made."
+    )
+    async def catalog_vendor(self, info: Info) -> CatalogVendor | None:
+        if self.catalog_vendor_key is None:
+            return None
+        try:
+            vendor = await catalog.get_vendor(
+                info.context.request, self.catalog_vendor_key
+            )
+        except NotFound:
+            return None
+        return CatalogVendor.from_model(vendor)
+
+    @query_field(description="The revision with the highest number.")
+    async def latest_revision(self, info: Info) -> IntegrationRevision:
+        key = RevisionKey(self.org_id, self.id, self.latest_revision_number)
+        row = await info.context.loaders.revision_by_template_and_number.load(key)
+        if row is None:
+            raise NotFound.of("Revision", f"{self.id}#{self.latest_revision_number}")
+        return IntegrationRevision.from_row(row)
+
+    @query_field(description="The template's revisions, newest first.")
+    async def revisions(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100.")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="The endCursor of the previous page."),
+        ] = strawberry.UNSET,
+    ) -> IntegrationRevisionConnection:
+        page = await templates.list_revisions(
+            info.context.request, self.id, cursor=after or None, limit=page_size(first)
+        )
+        total = self.latest_revision_number
+
+        async def count() -> int:
+            # Numbers run 1, 2, … without gaps and revisions are never deleted
+            # alone, so the latest number is the count.
+            return total
+
+        return IntegrationRevisionConnection(
+            edges=edges_of(page, IntegrationRevision.from_row),
+            page_info=page_info_of(page),
+            count=count,
+        )
+
+
+@strawberry.type(description="One immutable version of a template's config.")
+class IntegrationRevision:
+    id: strawberry.ID = strawberry.field(description="The revision's id (rev_…).")
+    revision_number: int = strawberry.field(
+        description="1, 2, … per template, without gaps."
+    )
+    config: JSON = strawberry.field(
+        description="The mapping document; secret fields read ***."
+    )
+    delivery_mode: DeliveryMode = strawberry.field(
+        description="Where its events are sent from."
+    )
+    change_summary: str | None = strawberry.field(
+        description="What changed, in the author's words."
+    )
+    created_at: datetime = strawberry.field(description="When it was written.")
+    org_id: strawberry.Private[str]
+    template_id: strawberry.Private[str]
+    created_by_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_row(cls, revision: RevisionRow) -> IntegrationRevision:
+        return cls(
+            id=strawberry.ID(revision.id),
+            revision_number=revision.revision_number,
+            config=JSON(secrets.masked(revision.config)),
+            delivery_mode=DeliveryMode(revision.delivery_mode),
+            change_summary=revision.change_summary,
+            created_at=revision.created_at,
+            org_id=revision.org_id,
+            template_id=revision.template_id,
+            created_by_id=revision.created_by,
+        )
+
+    @query_field(description="Who wrote it; null if that user is gone.")
+    async def created_by(self, info: Info) -> User | None:
+        if self.created_by_id is None:
+            return None
+        key = UserKey(self.org_id, self.created_by_id)
+        row = await info.context.loaders.user_by_id.load(key)
+        if row is None or row.deleted_at is not None:
+            return None
+        return _as_seen_by(info, row)
+
+    @query_field(description="The template it belongs to.")
+    async def template(self, info: Info) -> IntegrationTemplate:
+        key = TemplateKey(self.org_id, self.template_id)
+        row = await info.context.loaders.template_by_id.load(key)
+        if row is None:
+            raise NotFound.of("Integration template", self.template_id)
+        return IntegrationTemplate.from_row(row)
+
+
+def _as_seen_by(info: Info, user: UserRow) -> User:
+    """A user as the caller may see them: other users' email and last sign-in
+    are hidden from roles that may not read users."""
+    seen = User.from_row(user)
+    principal = info.context.request.authenticated()
+    if user.id != principal.user_id and not principal.can(Permission.MANAGE_USERS):
+        seen.email = None
+        seen.last_login_at = None
+    return seen
+
+
+@strawberry.type(description="A page of integration templates, oldest first.")
+class IntegrationTemplateConnection(Connection[IntegrationTemplate]):
+    pass
+
+
+@strawberry.type(description="A page of a template's revisions, newest first.")
+class IntegrationRevisionConnection(Connection[IntegrationRevision]):
+    pass
+
+
+@strawberry.input(description="Which templates to list; every condition must hold.")
+class TemplateFilter:
+    vendor: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Only templates of this vendor key."
+    )
+    q: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Text the name contains, ignoring case."
+    )
+
+
+@strawberry.input(
+    description="A catalog vendor to install as a template with its revision 1. "
+    "Every field but vendorKey is optional in the schema, so the service can "
+    "report every problem at once in userErrors."
+)
+class InstallCatalogIntegrationInput:
+    vendor_key: str = strawberry.field(description="The catalog vendor, e.g. ga4.")
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 200 characters; unique."
+    )
+    variant_key: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The variant to start from; default."
+    )
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Connection fields and mapping changes, merged over the "
+        "variant's default config.",
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What it is for."
+    )
+
+
+@strawberry.input(
+    description="A hand-made template and its revision 1. Only name and vendor "
+    "are required; every problem is reported at once in userErrors."
+)
+class CreateIntegrationTemplateInput:
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 200 characters; unique."
+    )
+    vendor: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A vendor key: a-z, 0-9 and _."
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What it is for."
+    )
+    secret_fields: list[str] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The config keys to store encrypted; none when left out.",
+    )
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="The mapping document; {} when left out."
+    )
+    delivery_mode: DeliveryMode | None = strawberry.field(
+        default=strawberry.UNSET, description="Where events are sent from; SERVER_SIDE."
+    )
+
+
+@strawberry.input(
+    description="A change to a template's name or description; its config "
+    "changes by revision."
+)
+class UpdateIntegrationTemplateInput:
+    id: strawberry.ID = strawberry.field(description="The template to change.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse the change unless the template is at this version.",
+    )
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 200 characters; unique."
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What it is for; null clears it."
+    )
+
+
+@strawberry.input(description="The template to delete, with its revisions.")
+class DeleteIntegrationTemplateInput:
+    id: strawberry.ID = strawberry.field(description="The template to delete.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse unless the template is at this version.",
+    )
+    cascade: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Also detach it from the pipelines that use it; false.",
+    )
+
+
+@strawberry.input(
+    description="A template's next revision. A secret field sent as *** keeps "
+    "the previous revision's value."
+)
+class CreateIntegrationRevisionInput:
+    template_id: strawberry.ID = strawberry.field(description="The template.")
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="The whole mapping document."
+    )
+    delivery_mode: DeliveryMode | None = strawberry.field(
+        default=strawberry.UNSET, description="Where events are sent from; SERVER_SIDE."
+    )
+    change_summary: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What changed, up to 2000 characters."
+    )
+    base_revision_number: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The revision the change was made to; refused with "
+        "REVISION_CONFLICT unless it is still the latest.",
+    )
+
+
+@strawberry.type(description="The result of installCatalogIntegration.")
+class InstallCatalogIntegrationPayload:
+    template: IntegrationTemplate | None = strawberry.field(
+        default=None, description="The new template; null on failure."
+    )
+    revision: IntegrationRevision | None = strawberry.field(
+        default=None, description="Its revision 1; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of createIntegrationTemplate.")
+class CreateIntegrationTemplatePayload:
+    template: IntegrationTemplate | None = strawberry.field(
+        default=None, description="The new template; null on failure."
+    )
+    revision: IntegrationRevision | None = strawberry.field(
+        default=None, description="Its revision 1; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of updateIntegrationTemplate.")
+class UpdateIntegrationTemplatePayload:
+    template: IntegrationTemplate | None = strawberry.field(
+        default=None, description="The template as changed; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of deleteIntegrationTemplate.")
+class DeleteIntegrationTemplatePayload:
+    deleted_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the deleted template; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it could not be deleted."
+    )
+
+
+@strawberry.type(description="The result of createIntegrationRevision.")
+class CreateIntegrationRevisionPayload:
+    revision: IntegrationRevision | None = strawberry.field(
+        default=None, description="The new revision; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+def input_path(field: str) -> list[str]:
+    """Where a problem sits in a template input. Input names are camel-cased
+    (`variant_key` → `["variantKey"]`); below `config` the keys are the
+    mapping document's own and stay as written (`config.api_secret` →
+    `["config", "api_secret"]`), since that is how the client sends them."""
+    name, _, rest = field.partition(".")
+    if name == "config" and rest:
+        return ["config", *rest.split(".")]
+    return field_path(field)
+
+
+def template_user_errors(error: DomainError) -> list[UserError]:
+    """`user_errors_or_raise`, with paths that keep config keys as written."""
+    if error.user_fixable and error.details:
+        return [
+            UserError(
+                field=input_path(problem.field),
+                code=problem.code,
+                message=problem.message,
+            )
+            for problem in error.details
+        ]
+    return user_errors_or_raise(error)
+
+
+def _version(expected_version: int | None) -> int | None:
+    """The version a change must find; None (no check) when left out."""
+    return None if expected_version is strawberry.UNSET else expected_version
+
+
+@strawberry.type
+class TemplatesQuery:
+    @query_field(description="One integration template; null if none.")
+    async def integration_template(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Its id.")],
+    ) -> IntegrationTemplate | None:
+        try:
+            row = await templates.get_template(info.context.request, id)
+        except NotFound:
+            return None
+        return IntegrationTemplate.from_row(row)
+
+    @query_field(description="The organisation's integration templates, oldest first.")
+    async def integration_templates(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100.")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="The endCursor of the previous page."),
+        ] = strawberry.UNSET,
+        filter: Annotated[
+            TemplateFilter | None,
+            strawberry.argument(description="Which templates to list."),
+        ] = strawberry.UNSET,
+    ) -> IntegrationTemplateConnection:
+        conditions = given(filter) if filter else {}
+        filters = parse(
+            templates.TemplateFilter,
+            {name: value for name, value in conditions.items() if value is not None},
+        )
+        ctx = info.context.request
+        page = await templates.list_templates(
+            ctx, filters, cursor=after or None, limit=page_size(first)
+        )
+        loader = info.context.loaders.template_by_id
+        for row in page.items:
+            loader.prime(TemplateKey(row.org_id, row.id), row)
+        return IntegrationTemplateConnection(
+            edges=edges_of(page, IntegrationTemplate.from_row),
+            page_info=page_info_of(page),
+            count=lambda: templates.count_templates(ctx, filters),
+        )
+
+
+@strawberry.type
+class TemplatesMutation:
+    @mutation_field(
+        description="Install a catalog vendor as a template with its revision 1."
+    )
+    async def install_catalog_integration(
+        self,
+        info: Info,
+        input: Annotated[
+            InstallCatalogIntegrationInput,
+            strawberry.argument(description="The vendor and its connection."),
+        ],
+    ) -> InstallCatalogIntegrationPayload | None:
+        try:
+            created = await templates.install_from_catalog(
+                info.context.request,
+                input.vendor_key,
+                given(input, exclude=("vendor_key",)),
+            )
+        except DomainError as error:
+            return InstallCatalogIntegrationPayload(
+                user_errors=template_user_errors(error)
+            )
+        return InstallCatalogIntegrationPayload(
+            template=IntegrationTemplate.from_row(created.template),
+            revision=IntegrationRevision.from_row(created.revision),
+        )
+
+    @mutation_field(description="Create a hand-made template with its revision 1.")
+    async def create_integration_template(
+        self,
+        info: Info,
+        input: Annotated[
+            CreateIntegrationTemplateInput,
+            strawberry.argument(description="The template."),
+        ],
+    ) -> CreateIntegrationTemplatePayload | None:
+        try:
+            created = await templates.create_template(
+                info.context.request, given(input)
+            )
+        except DomainError as error:
+            return CreateIntegrationTemplatePayload(
+                user_errors=template_user_errors(error)
+            )
+        return CreateIntegrationTemplatePayload(
+            template=IntegrationTemplate.from_row(created.template),
+            revision=IntegrationRevision.from_row(created.revision),
+        )
+
+    @mutation_field(description="Change a template's name or description.")
+    async def update_integration_template(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateIntegrationTemplateInput,
+            strawberry.argument(description="The change."),
+        ],
+    ) -> UpdateIntegrationTemplatePayload | None:
+        try:
+            row = await templates.update_template(
+                info.context.request,
+                input.id,
+                given(input, exclude=("id", "expected_version")),
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return UpdateIntegrationTemplatePayload(
+                user_errors=template_user_errors(error)
+            )
+        return UpdateIntegrationTemplatePayload(
+            template=IntegrationTemplate.from_row(row)
+        )
+
+    @mutation_field(description="Delete a template with its revisions.")
+    async def delete_integration_template(
+        self,
+        info: Info,
+        input: Annotated[
+            DeleteIntegrationTemplateInput,
+            strawberry.argument(description="The template."),
+        ],
+    ) -> DeleteIntegrationTemplatePayload | None:
+        try:
+            await templates.delete_template(
+                info.context.request,
+                input.id,
+                cascade=bool(input.cascade),
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return DeleteIntegrationTemplatePayload(
+                user_errors=template_user_errors(error)
+            )
+        return DeleteIntegrationTemplatePayload(deleted_id=input.id)
+
+    @mutation_field(
+        description="Write a template's next revision; *** keeps a secret's value."
+    )
+    async def create_integration_revision(
+        self,
+        info: Info,
+        input: Annotated[
+            CreateIntegrationRevisionInput,
+            strawberry.argument(description="The revision."),
+        ],
+    ) -> CreateIntegrationRevisionPayload | None:
+        try:
+            row = await templates.create_revision(
+                info.context.request,
+                input.template_id,
+                given(input, exclude=("template_id",)),
+            )
+        except DomainError as error:
+            return CreateIntegrationRevisionPayload(
+                user_errors=template_user_errors(error)
+            )
+        return CreateIntegrationRevisionPayload(
+            revision=IntegrationRevision.from_row(row)
+        )
