@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.factories import Factory, Member, error_code
+from tests.factories import Factory, Member, Org, error_code
 from tests.helpers import audit_entries
 
 MAPPING = {"defaults": {"action": "pass"}}
@@ -339,3 +339,147 @@ async def test_updates_are_audited_and_honour_if_match(
     assert changed.status_code == 200
     assert stale.status_code == 412
     assert entries[0].changes == {"enabled": {"old": True, "new": False}}
+
+
+async def _rollout_setup(
+    client: AsyncClient, factory: Factory
+) -> tuple[Org, dict[str, Any], list[dict[str, Any]], list[str], dict[str, Any]]:
+    org = await factory.org()
+    template = await _template(client, org.owner)
+    pipelines = [await factory.pipeline(org.owner) for _ in range(3)]
+    attachments = []
+    for pipeline in pipelines:
+        attached = await client.post(
+            _url(pipeline),
+            json={"integration_id": template["id"]},
+            headers=org.owner.headers,
+        )
+        attachments.append(attached.json()["id"])
+    revision = await _revise(client, org.owner, template["id"])
+    return org, template, pipelines, attachments, revision
+
+
+async def test_rollout_moves_every_pin_of_the_template(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org, template, pipelines, _, revision = await _rollout_setup(client, factory)
+    owner = org.owner
+
+    response = await client.post(
+        f"/v1/admin/integration-templates/{template['id']}/rollout",
+        json={"revision_id": revision["id"]},
+        headers=owner.headers,
+    )
+
+    assert response.status_code == 200
+    assert [a["revision_number"] for a in response.json()["data"]] == [2, 2, 2]
+    assert {a["pipeline_id"] for a in response.json()["data"]} == {
+        p["id"] for p in pipelines
+    }
+    entries = await audit_entries(app, owner.org_id, "pipeline_integration.updated")
+    assert len(entries) == 3
+    assert len({entry.request_id for entry in entries}) == 1
+
+
+async def test_rollout_to_listed_pipelines_leaves_the_others(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org, template, pipelines, attachments, revision = await _rollout_setup(
+        client, factory
+    )
+    owner = org.owner
+
+    await client.post(
+        f"/v1/admin/integration-templates/{template['id']}/rollout",
+        json={"revision_id": revision["id"], "pipeline_ids": [pipelines[0]["id"]]},
+        headers=owner.headers,
+    )
+    other = await client.get(_url(pipelines[1], attachments[1]), headers=owner.headers)
+    moved = await client.get(_url(pipelines[0], attachments[0]), headers=owner.headers)
+
+    assert moved.json()["revision_number"] == 2
+    assert other.json()["revision_number"] == 1
+
+
+async def test_rollout_moves_nothing_when_a_listed_pipeline_does_not_use_it(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org, template, pipelines, attachments, revision = await _rollout_setup(
+        client, factory
+    )
+    owner = org.owner
+    stranger = await factory.pipeline(owner)
+
+    response = await client.post(
+        f"/v1/admin/integration-templates/{template['id']}/rollout",
+        json={
+            "revision_id": revision["id"],
+            "pipeline_ids": [pipelines[0]["id"], stranger["id"]],
+        },
+        headers=owner.headers,
+    )
+    unmoved = await client.get(
+        _url(pipelines[0], attachments[0]), headers=owner.headers
+    )
+
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_ERROR"
+    assert response.json()["error"]["details"][0]["field"] == "pipeline_ids.1"
+    assert stranger["id"] in response.json()["error"]["details"][0]["message"]
+    assert unmoved.json()["revision_number"] == 1
+
+
+async def test_rollout_names_pipelines_missing_parameters_and_moves_nothing(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    template = await _template(client, org.owner)
+    ready = await factory.pipeline(org.owner, parameters={"host": "a.example"})
+    lacking = await factory.pipeline(org.owner)
+    for pipeline in (ready, lacking):
+        await client.post(
+            _url(pipeline),
+            json={"integration_id": template["id"]},
+            headers=org.owner.headers,
+        )
+    revision = await client.post(
+        f"/v1/admin/integration-templates/{template['id']}/revisions",
+        json={"config": {"url": "https://{{pipeline_param.host}}/x", **MAPPING}},
+        headers=org.owner.headers,
+    )
+
+    response = await client.post(
+        f"/v1/admin/integration-templates/{template['id']}/rollout",
+        json={"revision_id": revision.json()["id"]},
+        headers=org.owner.headers,
+    )
+    listed = await client.get(_url(ready), headers=org.owner.headers)
+
+    assert response.status_code == 422
+    assert error_code(response) == "MISSING_PIPELINE_PARAMETERS"
+    assert [d["field"] for d in response.json()["error"]["details"]] == [
+        f"pipelines.{lacking['id']}"
+    ]
+    assert listed.json()["data"][0]["revision_number"] == 1
+
+
+async def test_rollout_needs_the_templates_own_revision_and_an_editor(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org, template, _, _, _ = await _rollout_setup(client, factory)
+    owner = org.owner
+    other = await _template(client, owner, {"y": 2})
+    viewer = await factory.member(org, "viewer")
+    url = f"/v1/admin/integration-templates/{template['id']}/rollout"
+
+    foreign = await client.post(
+        url,
+        json={"revision_id": (await _revise(client, owner, other["id"]))["id"]},
+        headers=owner.headers,
+    )
+    refused = await client.post(
+        url, json={"revision_id": "rev_x"}, headers=viewer.headers
+    )
+
+    assert foreign.status_code == 422
+    assert refused.status_code == 403

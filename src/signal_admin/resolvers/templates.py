@@ -16,6 +16,7 @@ from signal_admin.catalog.models import MappingDocument, Vendor
 from signal_admin.errors import (
     AlreadyExists,
     FieldProblem,
+    MissingPipelineParameters,
     NotFound,
     PreconditionFailed,
     ResourceInUse,
@@ -27,6 +28,7 @@ from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import (
     IntegrationRevision,
     IntegrationTemplate,
+    Pipeline,
     PipelineIntegration,
     User,
 )
@@ -79,6 +81,15 @@ class CatalogInstall(BaseModel):
     variant_key: VendorKey = "default"
     config: dict[str, Any] = {}
     description: Description | None = None
+
+
+class Rollout(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    revision_id: str
+    pipeline_ids: Annotated[list[str], Field(min_length=1, max_length=1000)] | None = (
+        None
+    )
 
 
 class TemplateFilter(BaseModel):
@@ -335,6 +346,115 @@ async def create_revision(
             fields.change_summary,
         )
     return revision
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def rollout(
+    ctx: RequestContext, template_id: str, data: Any
+) -> list[pipeline_integrations.Attachment]:
+    """Pin one revision on many pipelines at once, all or none: every listed
+    pipeline must use the template and define the parameters it needs."""
+    principal = ctx.authenticated()
+    fields = parse(Rollout, data)
+
+    async with ctx.db.transaction() as session:
+        template = await _locked(session, principal.org_id, template_id, None)
+        revision = await session.scalar(
+            select(IntegrationRevision).where(
+                IntegrationRevision.id == fields.revision_id,
+                IntegrationRevision.template_id == template.id,
+            )
+        )
+        if revision is None:
+            raise ValidationFailed(
+                f"Revision {fields.revision_id} is not a revision of {template.id}.",
+                [
+                    FieldProblem(
+                        "revision_id", "INVALID", "Not this template's revision."
+                    )
+                ],
+            )
+        targets = await _rollout_targets(session, template, fields.pipeline_ids)
+        _check_rollout_parameters(revision, targets)
+        for row, pipeline in targets:
+            if row.revision_id == revision.id:
+                continue
+            before = await session.get_one(IntegrationRevision, row.revision_id)
+            row.revision_id = revision.id
+            audit.record(
+                session,
+                ctx,
+                action="pipeline_integration.updated",
+                resource_type="pipeline_integration",
+                resource_id=row.id,
+                changes={
+                    "revision_id": {"old": before.id, "new": revision.id},
+                    "revision_number": {
+                        "old": before.revision_number,
+                        "new": revision.revision_number,
+                    },
+                },
+                metadata={"pipeline_id": pipeline.id, "rollout": True},
+            )
+        await session.flush()
+        return [
+            pipeline_integrations.Attachment(
+                row, template, revision, pipeline.parameters
+            )
+            for row, pipeline in targets
+        ]
+
+
+async def _rollout_targets(
+    session: AsyncSession, template: IntegrationTemplate, pipeline_ids: list[str] | None
+) -> list[tuple[PipelineIntegration, Pipeline]]:
+    """The attachments a rollout moves, or a 422 naming every pipeline that
+    cannot take the revision."""
+    statement = (
+        select(PipelineIntegration, Pipeline)
+        .join(Pipeline, Pipeline.id == PipelineIntegration.pipeline_id)
+        .where(PipelineIntegration.template_id == template.id)
+        .order_by(PipelineIntegration.id)
+        .with_for_update()
+    )
+    if pipeline_ids is not None:
+        statement = statement.where(PipelineIntegration.pipeline_id.in_(pipeline_ids))
+    targets = [(row, pipeline) for row, pipeline in (await session.execute(statement))]
+    found = {pipeline.id for _, pipeline in targets}
+    unused = [
+        FieldProblem(
+            f"pipeline_ids.{index}",
+            "NOT_ATTACHED",
+            f"{pipeline_id} does not use this template.",
+        )
+        for index, pipeline_id in enumerate(pipeline_ids or [])
+        if pipeline_id not in found
+    ]
+    if unused:
+        raise ValidationFailed("Some pipelines do not use this template.", unused)
+    return targets
+
+
+def _check_rollout_parameters(
+    revision: IntegrationRevision, targets: list[tuple[PipelineIntegration, Pipeline]]
+) -> None:
+    problems = []
+    for _, pipeline in targets:
+        keys = pipeline_integrations.missing_parameters(
+            revision.config, pipeline.parameters
+        )
+        if keys:
+            problems.append(
+                FieldProblem(
+                    f"pipelines.{pipeline.id}",
+                    "MISSING_PIPELINE_PARAMETERS",
+                    f"{pipeline.id} lacks {', '.join(keys)}.",
+                )
+            )
+    if problems:
+        raise MissingPipelineParameters(
+            "Some pipelines lack parameters the revision uses.", problems
+        )
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import secrets, templates
 from signal_admin.resolvers.templates import (
     RevisionCreate,
+    Rollout,
     TemplateCreate,
     TemplateFilter,
     TemplateUpdate,
@@ -31,6 +32,7 @@ from signal_admin.rest_compat.dependencies import (
 )
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
 from signal_admin.rest_compat.lists import list_body
+from signal_admin.rest_compat.pipeline_integrations import attachment_body
 
 _REVISION = "/{template_id}/revisions/{revision_id}"
 
@@ -178,6 +180,13 @@ async def get_revision(
 ) -> dict[str, Any]:
     """One revision."""
     return revision_body(await templates.get_revision(ctx, template_id, revision_id))
+
+
+@router.post("/{template_id}/rollout", dependencies=[permitted(templates.rollout)])
+async def rollout(ctx: Context, template_id: str, body: Rollout) -> dict[str, Any]:
+    """Pin one revision on every pipeline using the template (or those listed)."""
+    moved = await templates.rollout(ctx, template_id, body)
+    return {"data": [attachment_body(attachment) for attachment in moved]}
 
 
 @router.put(_REVISION, operation_id="replace_revision", status_code=405)
