@@ -376,3 +376,72 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def attachments_of_pipelines(
+    ctx: RequestContext, pipeline_ids: Sequence[str]
+) -> list[PipelineIntegration]:
+    """The organisation's attachments to any of `pipeline_ids`, oldest first."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(PipelineIntegration)
+            .where(
+                PipelineIntegration.org_id == principal.org_id,
+                PipelineIntegration.pipeline_id.in_(pipeline_ids),
+            )
+            .order_by(PipelineIntegration.id)
+        )
+        return list(rows)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def attachments_of_templates(
+    ctx: RequestContext, template_ids: Sequence[str]
+) -> list[PipelineIntegration]:
+    """The organisation's attachments of any of `template_ids`, oldest first."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(PipelineIntegration)
+            .where(
+                PipelineIntegration.org_id == principal.org_id,
+                PipelineIntegration.template_id.in_(template_ids),
+            )
+            .order_by(PipelineIntegration.id)
+        )
+        return list(rows)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def pipelines_by_ids(
+    ctx: RequestContext, pipeline_ids: Sequence[str]
+) -> list[Pipeline]:
+    """The organisation's pipelines among `pipeline_ids` (an attachment's
+    pipeline), in no set order; ids that name none are left out."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(Pipeline).where(
+                Pipeline.org_id == principal.org_id, Pipeline.id.in_(pipeline_ids)
+            )
+        )
+        return list(rows)
+
+
+@requires(Permission.READ_CONFIGURATION)
+async def revisions_by_ids(
+    ctx: RequestContext, revision_ids: Sequence[str]
+) -> list[IntegrationRevision]:
+    """The organisation's revisions among `revision_ids` (the revisions
+    attachments pin), in no set order; ids that name none are left out."""
+    principal = ctx.authenticated()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(IntegrationRevision).where(
+                IntegrationRevision.org_id == principal.org_id,
+                IntegrationRevision.id.in_(revision_ids),
+            )
+        )
+        return list(rows)

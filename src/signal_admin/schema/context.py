@@ -11,6 +11,10 @@ from graphql import DocumentNode
 
 from signal_admin.resolvers.context import RequestContext
 from signal_admin.schema.loaders import (
+    AttachmentsByPipelineLoader,
+    AttachmentsByTemplateLoader,
+    PipelineByIdLoader,
+    RevisionByIdLoader,
     RevisionByTemplateAndNumberLoader,
     TemplateByIdLoader,
     UserByIdLoader,
@@ -26,6 +30,10 @@ class Loaders:
     _template_by_id: TemplateByIdLoader | None = None
     _revision_by_template_and_number: RevisionByTemplateAndNumberLoader | None = None
     _user_by_id: UserByIdLoader | None = None
+    _pipeline_by_id: PipelineByIdLoader | None = None
+    _revision_by_id: RevisionByIdLoader | None = None
+    _attachments_by_pipeline: AttachmentsByPipelineLoader | None = None
+    _attachments_by_template: AttachmentsByTemplateLoader | None = None
 
     @property
     def template_by_id(self) -> TemplateByIdLoader:
@@ -47,12 +55,40 @@ class Loaders:
             self._user_by_id = UserByIdLoader(self.request)
         return self._user_by_id
 
+    @property
+    def pipeline_by_id(self) -> PipelineByIdLoader:
+        if self._pipeline_by_id is None:
+            self._pipeline_by_id = PipelineByIdLoader(self.request)
+        return self._pipeline_by_id
+
+    @property
+    def revision_by_id(self) -> RevisionByIdLoader:
+        if self._revision_by_id is None:
+            self._revision_by_id = RevisionByIdLoader(self.request)
+        return self._revision_by_id
+
+    @property
+    def attachments_by_pipeline(self) -> AttachmentsByPipelineLoader:
+        if self._attachments_by_pipeline is None:
+            self._attachments_by_pipeline = AttachmentsByPipelineLoader(self.request)
+        return self._attachments_by_pipeline
+
+    @property
+    def attachments_by_template(self) -> AttachmentsByTemplateLoader:
+        if self._attachments_by_template is None:
+            self._attachments_by_template = AttachmentsByTemplateLoader(self.request)
+        return self._attachments_by_template
+
     def clear(self) -> None:
         """Forget every cached row, so fields resolved after a write read what
         it wrote."""
         self._template_by_id = None
         self._revision_by_template_and_number = None
         self._user_by_id = None
+        self._pipeline_by_id = None
+        self._revision_by_id = None
+        self._attachments_by_pipeline = None
+        self._attachments_by_template = None
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ None for a key that names no row.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import NamedTuple, TypeVar
 
@@ -18,9 +19,11 @@ from strawberry.dataloader import DataLoader
 from signal_admin.persistence.models import (
     IntegrationRevision,
     IntegrationTemplate,
+    Pipeline,
+    PipelineIntegration,
     User,
 )
-from signal_admin.resolvers import templates
+from signal_admin.resolvers import pipeline_integrations, templates
 from signal_admin.resolvers.context import RequestContext
 
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -43,12 +46,33 @@ class UserKey(NamedTuple):
     user_id: str
 
 
+class PipelineKey(NamedTuple):
+    org_id: str
+    pipeline_id: str
+
+
+class RevisionIdKey(NamedTuple):
+    org_id: str
+    revision_id: str
+
+
 def in_key_order(
     keys: Sequence[KeyT], rows: Iterable[RowT], key_of: Callable[[RowT], KeyT]
 ) -> list[RowT | None]:
     """`rows` matched to `keys` by the key each row answers, None for misses."""
     found = {key_of(row): row for row in rows}
     return [found.get(key) for key in keys]
+
+
+def grouped_in_key_order(
+    keys: Sequence[KeyT], rows: Iterable[RowT], key_of: Callable[[RowT], KeyT]
+) -> list[list[RowT]]:
+    """`rows` gathered under the key each answers, in their order; [] for
+    keys that none answers."""
+    groups: defaultdict[KeyT, list[RowT]] = defaultdict(list)
+    for row in rows:
+        groups[key_of(row)].append(row)
+    return [groups.get(key, []) for key in keys]
 
 
 class TemplateByIdLoader(DataLoader[TemplateKey, IntegrationTemplate | None]):
@@ -94,3 +118,62 @@ class UserByIdLoader(DataLoader[UserKey, User | None]):
         ids = sorted({key.user_id for key in keys})
         rows = await templates.revision_authors(self._ctx, ids)
         return in_key_order(keys, rows, lambda row: UserKey(row.org_id, row.id))
+
+
+class PipelineByIdLoader(DataLoader[PipelineKey, Pipeline | None]):
+    """Pipelines by id: an attachment's `pipeline` and the parameters its
+    `unresolvedParameters` are checked against."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[PipelineKey]) -> list[Pipeline | None]:
+        ids = sorted({key.pipeline_id for key in keys})
+        rows = await pipeline_integrations.pipelines_by_ids(self._ctx, ids)
+        return in_key_order(keys, rows, lambda row: PipelineKey(row.org_id, row.id))
+
+
+class RevisionByIdLoader(DataLoader[RevisionIdKey, IntegrationRevision | None]):
+    """Revisions by id: the revision an attachment pins."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(
+        self, keys: list[RevisionIdKey]
+    ) -> list[IntegrationRevision | None]:
+        ids = sorted({key.revision_id for key in keys})
+        rows = await pipeline_integrations.revisions_by_ids(self._ctx, ids)
+        return in_key_order(keys, rows, lambda row: RevisionIdKey(row.org_id, row.id))
+
+
+class AttachmentsByPipelineLoader(DataLoader[PipelineKey, list[PipelineIntegration]]):
+    """Attachments by pipeline, oldest first: a pipeline's `integrations`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[PipelineKey]) -> list[list[PipelineIntegration]]:
+        ids = sorted({key.pipeline_id for key in keys})
+        rows = await pipeline_integrations.attachments_of_pipelines(self._ctx, ids)
+        return grouped_in_key_order(
+            keys, rows, lambda row: PipelineKey(row.org_id, row.pipeline_id)
+        )
+
+
+class AttachmentsByTemplateLoader(DataLoader[TemplateKey, list[PipelineIntegration]]):
+    """Attachments by template, oldest first: a template's `attachments`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[TemplateKey]) -> list[list[PipelineIntegration]]:
+        ids = sorted({key.template_id for key in keys})
+        rows = await pipeline_integrations.attachments_of_templates(self._ctx, ids)
+        return grouped_in_key_order(
+            keys, rows, lambda row: TemplateKey(row.org_id, row.template_id)
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -23,6 +23,9 @@ from signal_admin.schema.pagination import (
     page_size,
 )
 from signal_admin.schema.scalars import JSON
+
+if TYPE_CHECKING:
+    from signal_admin.schema.pipeline_integrations import PipelineIntegration
 
 
 @strawberry.enum(description="What a pipeline collects events from.")
@@ -113,6 +116,7 @@ class Pipeline:
     )
     created_at: datetime = strawberry.field(description="When it was created.")
     updated_at: datetime = strawberry.field(description="The last change.")
+    org_id: strawberry.Private[str]
 
     @classmethod
     def from_row(cls, pipeline: PipelineRow) -> Pipeline:
@@ -150,7 +154,22 @@ class Pipeline:
             version=pipeline.version,
             created_at=pipeline.created_at,
             updated_at=pipeline.updated_at,
+            org_id=pipeline.org_id,
         )
+
+    @query_field(description="The templates attached to it, oldest first.")
+    async def integrations(
+        self, info: Info
+    ) -> list[
+        Annotated[
+            PipelineIntegration,
+            strawberry.lazy("signal_admin.schema.pipeline_integrations"),
+        ]
+    ]:
+        # Imported here: that module builds on this one.
+        from signal_admin.schema.pipeline_integrations import attachments_of_pipeline
+
+        return await attachments_of_pipeline(info, self.org_id, self.id)
 
 
 @strawberry.type(description="A page of pipelines, oldest first.")

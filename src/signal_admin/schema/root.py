@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
+from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
 from signal_admin.schema.templates import TemplatesMutation, TemplatesQuery
@@ -24,7 +25,9 @@ class Query(AuthQuery, PipelinesQuery, CatalogQuery, TemplatesQuery):
 
 
 @strawberry.type(description="What can be changed; each field runs in turn.")
-class Mutation(AuthMutation, PipelinesMutation, TemplatesMutation):
+class Mutation(
+    AuthMutation, PipelinesMutation, TemplatesMutation, PipelineIntegrationsMutation
+):
     pass
 
 

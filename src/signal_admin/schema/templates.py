@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -35,6 +35,9 @@ from signal_admin.schema.pagination import (
 )
 from signal_admin.schema.scalars import JSON
 from signal_admin.security.permissions import Permission
+
+if TYPE_CHECKING:
+    from signal_admin.schema.pipeline_integrations import PipelineIntegration
 
 
 @strawberry.enum(description="Where a revision's events are sent from.")
@@ -137,6 +140,23 @@ class IntegrationTemplate:
             page_info=page_info_of(page),
             count=count,
         )
+
+    @query_field(
+        description="Where it is attached: one attachment per pipeline that "
+        "uses it, each with its pinned revision; oldest first."
+    )
+    async def attachments(
+        self, info: Info
+    ) -> list[
+        Annotated[
+            PipelineIntegration,
+            strawberry.lazy("signal_admin.schema.pipeline_integrations"),
+        ]
+    ]:
+        # Imported here: that module builds on this one.
+        from signal_admin.schema.pipeline_integrations import attachments_of_template
+
+        return await attachments_of_template(info, self.org_id, self.id)
 
 
 @strawberry.type(description="One immutable version of a template's config.")

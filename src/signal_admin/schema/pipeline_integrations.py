@@ -1,0 +1,355 @@
+"""Pipeline integrations: a template attached to a pipeline, pinned to one of
+its revisions.
+
+An attachment reaches its pipeline, template and revisions through the
+request's loaders, so the UI's graph of pipelines, their attachments and what
+those pin costs one SELECT per level whatever the number of pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from signal_admin.errors import DomainError, NotFound
+from signal_admin.persistence.models import IntegrationRevision as RevisionRow
+from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
+from signal_admin.persistence.models import PipelineIntegration as AttachmentRow
+from signal_admin.resolvers import pipeline_integrations
+from signal_admin.resolvers.pipeline_integrations import Attachment
+from signal_admin.schema.context import Info
+from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
+from signal_admin.schema.fields import mutation_field, query_field
+from signal_admin.schema.inputs import given
+from signal_admin.schema.loaders import (
+    PipelineKey,
+    RevisionIdKey,
+    RevisionKey,
+    TemplateKey,
+)
+from signal_admin.schema.pipelines import Pipeline
+from signal_admin.schema.templates import IntegrationRevision, IntegrationTemplate
+
+
+@strawberry.type(
+    description="A template attached to a pipeline, pinned to one of its revisions."
+)
+class PipelineIntegration:
+    id: strawberry.ID = strawberry.field(description="The attachment's id (pi_…).")
+    enabled: bool = strawberry.field(
+        description="Whether the pipeline sends events to it."
+    )
+    consent_categories: list[str] = strawberry.field(
+        description="The consent categories an event needs to be sent to it."
+    )
+    version: int = strawberry.field(
+        description="1, then one more on every change; pass it as expectedVersion."
+    )
+    created_at: datetime = strawberry.field(description="When it was attached.")
+    updated_at: datetime = strawberry.field(description="The last change.")
+    org_id: strawberry.Private[str]
+    pipeline_id: strawberry.Private[str]
+    template_id: strawberry.Private[str]
+    revision_id: strawberry.Private[str]
+    written: strawberry.Private[Attachment | None] = None
+
+    @classmethod
+    def from_row(cls, row: AttachmentRow) -> PipelineIntegration:
+        return cls(
+            id=strawberry.ID(row.id),
+            enabled=row.enabled,
+            consent_categories=list(row.consent_categories),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            org_id=row.org_id,
+            pipeline_id=row.pipeline_id,
+            template_id=row.template_id,
+            revision_id=row.revision_id,
+        )
+
+    @classmethod
+    def from_attachment(cls, attachment: Attachment) -> PipelineIntegration:
+        """An attachment a mutation has just written, with the template and
+        revision it read, so its payload needs no query for them."""
+        written = cls.from_row(attachment.row)
+        written.written = attachment
+        return written
+
+    @query_field(description="The pipeline it is attached to.")
+    async def pipeline(self, info: Info) -> Pipeline:
+        key = PipelineKey(self.org_id, self.pipeline_id)
+        row = await info.context.loaders.pipeline_by_id.load(key)
+        if row is None:
+            raise NotFound.of("Pipeline", self.pipeline_id)
+        return Pipeline.from_row(row)
+
+    @query_field(description="The attached template.")
+    async def template(self, info: Info) -> IntegrationTemplate:
+        return IntegrationTemplate.from_row(await self._template(info))
+
+    @query_field(description="The pinned revision, whose config the pipeline uses.")
+    async def revision(self, info: Info) -> IntegrationRevision:
+        return IntegrationRevision.from_row(await self._revision(info))
+
+    @query_field(description="The template's newest revision.")
+    async def latest_revision(self, info: Info) -> IntegrationRevision:
+        template = await self._template(info)
+        key = RevisionKey(self.org_id, template.id, template.latest_revision)
+        row = await info.context.loaders.revision_by_template_and_number.load(key)
+        if row is None:
+            raise NotFound.of("Revision", f"{template.id}#{template.latest_revision}")
+        return IntegrationRevision.from_row(row)
+
+    @query_field(description="Whether the template has a newer revision than the pin.")
+    async def upgrade_available(self, info: Info) -> bool:
+        template, revision = await asyncio.gather(
+            self._template(info), self._revision(info)
+        )
+        return revision.revision_number < template.latest_revision
+
+    @query_field(
+        description="The {{pipeline_param.KEY}} keys the pinned config uses that "
+        "the pipeline's parameters lack, checked when read."
+    )
+    async def unresolved_parameters(self, info: Info) -> list[str]:
+        key = PipelineKey(self.org_id, self.pipeline_id)
+        pipeline, revision = await asyncio.gather(
+            info.context.loaders.pipeline_by_id.load(key), self._revision(info)
+        )
+        if pipeline is None:
+            raise NotFound.of("Pipeline", self.pipeline_id)
+        return pipeline_integrations.missing_parameters(
+            revision.config, pipeline.parameters
+        )
+
+    async def _template(self, info: Info) -> TemplateRow:
+        if self.written is not None:
+            return self.written.template
+        key = TemplateKey(self.org_id, self.template_id)
+        row = await info.context.loaders.template_by_id.load(key)
+        if row is None:
+            raise NotFound.of("Integration template", self.template_id)
+        return row
+
+    async def _revision(self, info: Info) -> RevisionRow:
+        if self.written is not None:
+            return self.written.revision
+        key = RevisionIdKey(self.org_id, self.revision_id)
+        row = await info.context.loaders.revision_by_id.load(key)
+        if row is None:
+            raise NotFound.of("Revision", self.revision_id)
+        return row
+
+
+async def attachments_of_pipeline(
+    info: Info, org_id: str, pipeline_id: str
+) -> list[PipelineIntegration]:
+    """A pipeline's `integrations`, oldest first."""
+    key = PipelineKey(org_id, pipeline_id)
+    rows = await info.context.loaders.attachments_by_pipeline.load(key)
+    return [PipelineIntegration.from_row(row) for row in rows]
+
+
+async def attachments_of_template(
+    info: Info, org_id: str, template_id: str
+) -> list[PipelineIntegration]:
+    """A template's `attachments`, oldest first."""
+    key = TemplateKey(org_id, template_id)
+    rows = await info.context.loaders.attachments_by_template.load(key)
+    return [PipelineIntegration.from_row(row) for row in rows]
+
+
+@strawberry.input(
+    description="A template to attach to a pipeline, pinned to one of its revisions."
+)
+class AttachIntegrationInput:
+    pipeline_id: strawberry.ID = strawberry.field(description="The pipeline.")
+    integration_id: strawberry.ID = strawberry.field(
+        description="The template to attach (tmpl_…); once per pipeline."
+    )
+    revision_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The template's revision to pin; the latest when left out.",
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Send events to it; true."
+    )
+    consent_categories: list[str] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Consent categories an event needs, up to 50; none.",
+    )
+
+
+@strawberry.input(
+    description="A change to an attachment: pin another revision (upgrade or "
+    "roll back), enable or disable it, or change its consent categories. "
+    "Fields left out stay as they are."
+)
+class UpdatePipelineIntegrationInput:
+    pipeline_id: strawberry.ID = strawberry.field(description="The pipeline.")
+    id: strawberry.ID = strawberry.field(description="The attachment to change.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse the change unless the attachment is at this version.",
+    )
+    revision_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The template's revision to pin."
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Send events to it."
+    )
+    consent_categories: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Consent categories an event needs."
+    )
+
+
+@strawberry.input(description="The attachment to remove from its pipeline.")
+class DetachIntegrationInput:
+    pipeline_id: strawberry.ID = strawberry.field(description="The pipeline.")
+    id: strawberry.ID = strawberry.field(description="The attachment to remove.")
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refuse unless the attachment is at this version.",
+    )
+
+
+@strawberry.type(description="The result of attachIntegration.")
+class AttachIntegrationPayload:
+    pipeline_integration: PipelineIntegration | None = strawberry.field(
+        default=None, description="The new attachment; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of updatePipelineIntegration.")
+class UpdatePipelineIntegrationPayload:
+    pipeline_integration: PipelineIntegration | None = strawberry.field(
+        default=None, description="The attachment as changed; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
+@strawberry.type(description="The result of detachIntegration.")
+class DetachIntegrationPayload:
+    deleted_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the removed attachment; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it could not be removed."
+    )
+
+
+def input_path(field: str) -> list[str]:
+    """Where a problem sits. Input names are camel-cased (`revision_id` →
+    `["revisionId"]`); a missing pipeline parameter keeps its key as the
+    pipeline's parameters spell it (`parameters.api_host` →
+    `["parameters", "api_host"]`)."""
+    name, _, key = field.partition(".")
+    if name == "parameters" and key:
+        return ["parameters", key]
+    return field_path(field)
+
+
+def attachment_user_errors(error: DomainError) -> list[UserError]:
+    """`user_errors_or_raise`, with paths that keep parameter keys as written."""
+    if error.user_fixable and error.details:
+        return [
+            UserError(
+                field=input_path(problem.field),
+                code=problem.code,
+                message=problem.message,
+            )
+            for problem in error.details
+        ]
+    return user_errors_or_raise(error)
+
+
+def _version(expected_version: int | None) -> int | None:
+    """The version a change must find; None (no check) when left out."""
+    return None if expected_version is strawberry.UNSET else expected_version
+
+
+_TARGET_FIELDS = ("pipeline_id", "id", "expected_version")
+
+
+@strawberry.type
+class PipelineIntegrationsMutation:
+    @mutation_field(
+        description="Attach a template to a pipeline, pinned to a revision "
+        "(the latest when none is given)."
+    )
+    async def attach_integration(
+        self,
+        info: Info,
+        input: Annotated[
+            AttachIntegrationInput,
+            strawberry.argument(description="The pipeline and the template."),
+        ],
+    ) -> AttachIntegrationPayload | None:
+        try:
+            attachment = await pipeline_integrations.attach(
+                info.context.request,
+                input.pipeline_id,
+                given(input, exclude=("pipeline_id",)),
+            )
+        except DomainError as error:
+            return AttachIntegrationPayload(user_errors=attachment_user_errors(error))
+        return AttachIntegrationPayload(
+            pipeline_integration=PipelineIntegration.from_attachment(attachment)
+        )
+
+    @mutation_field(
+        description="Pin another revision, enable or disable, or change the "
+        "consent categories of an attachment."
+    )
+    async def update_pipeline_integration(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdatePipelineIntegrationInput,
+            strawberry.argument(description="The change."),
+        ],
+    ) -> UpdatePipelineIntegrationPayload | None:
+        try:
+            attachment = await pipeline_integrations.update_attachment(
+                info.context.request,
+                input.pipeline_id,
+                input.id,
+                given(input, exclude=_TARGET_FIELDS),
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return UpdatePipelineIntegrationPayload(
+                user_errors=attachment_user_errors(error)
+            )
+        return UpdatePipelineIntegrationPayload(
+            pipeline_integration=PipelineIntegration.from_attachment(attachment)
+        )
+
+    @mutation_field(description="Remove an attachment from its pipeline.")
+    async def detach_integration(
+        self,
+        info: Info,
+        input: Annotated[
+            DetachIntegrationInput,
+            strawberry.argument(description="The attachment."),
+        ],
+    ) -> DetachIntegrationPayload | None:
+        try:
+            await pipeline_integrations.detach(
+                info.context.request,
+                input.pipeline_id,
+                input.id,
+                expected_version=_version(input.expected_version),
+            )
+        except DomainError as error:
+            return DetachIntegrationPayload(user_errors=attachment_user_errors(error))
+        return DetachIntegrationPayload(deleted_id=input.id)
