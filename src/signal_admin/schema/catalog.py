@@ -11,10 +11,9 @@ from signal_admin.catalog.models import Variant as VariantModel
 from signal_admin.catalog.models import Vendor
 from signal_admin.errors import NotFound
 from signal_admin.resolvers import catalog
-from signal_admin.resolvers.validation import parse
 from signal_admin.schema.context import Info
 from signal_admin.schema.fields import query_field
-from signal_admin.schema.inputs import given
+from signal_admin.schema.inputs import filters_of
 from signal_admin.schema.scalars import JSON
 
 
@@ -119,11 +118,7 @@ class CatalogQuery:
             CatalogFilter | None, strawberry.argument(description="Which ones.")
         ] = strawberry.UNSET,
     ) -> list[CatalogVendor]:
-        conditions = given(filter) if filter else {}
-        filters = parse(
-            catalog.CatalogFilter,
-            {name: value for name, value in conditions.items() if value is not None},
-        )
+        filters = filters_of(catalog.CatalogFilter, filter)
         vendors = await catalog.all_vendors(info.context.request, filters)
         return [CatalogVendor.from_model(vendor) for vendor in vendors]
 

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
+from pydantic import BaseModel
+
+from signal_admin.resolvers.validation import parse
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def given(input_object: object, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -32,3 +37,17 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return given(value)
     return value
+
+
+def expected_version(value: int | None) -> int | None:
+    """The version a change must find; None (no check) when left out."""
+    return None if value is strawberry.UNSET else value
+
+
+def filters_of(model: type[Model], filter_input: object | None) -> Model:
+    """A list filter as its resolver takes it: the fields the client set to a
+    value, validated by the resolver's own filter model."""
+    conditions = given(filter_input) if filter_input else {}
+    return parse(
+        model, {name: value for name, value in conditions.items() if value is not None}
+    )

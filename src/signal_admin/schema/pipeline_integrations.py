@@ -23,7 +23,7 @@ from signal_admin.resolvers.pipeline_integrations import Attachment
 from signal_admin.schema.context import Info
 from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
 from signal_admin.schema.fields import mutation_field, query_field
-from signal_admin.schema.inputs import given
+from signal_admin.schema.inputs import expected_version, given
 from signal_admin.schema.loaders import (
     PipelineKey,
     RevisionIdKey,
@@ -272,11 +272,6 @@ def attachment_user_errors(error: DomainError) -> list[UserError]:
     return user_errors_or_raise(error)
 
 
-def _version(expected_version: int | None) -> int | None:
-    """The version a change must find; None (no check) when left out."""
-    return None if expected_version is strawberry.UNSET else expected_version
-
-
 _TARGET_FIELDS = ("pipeline_id", "id", "expected_version")
 
 
@@ -324,7 +319,7 @@ class PipelineIntegrationsMutation:
                 input.pipeline_id,
                 input.id,
                 given(input, exclude=_TARGET_FIELDS),
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return UpdatePipelineIntegrationPayload(
@@ -348,7 +343,7 @@ class PipelineIntegrationsMutation:
                 info.context.request,
                 input.pipeline_id,
                 input.id,
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return DetachIntegrationPayload(user_errors=attachment_user_errors(error))

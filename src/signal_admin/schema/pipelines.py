@@ -11,11 +11,10 @@ import strawberry
 from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import Pipeline as PipelineRow
 from signal_admin.resolvers import pipelines
-from signal_admin.resolvers.validation import parse
 from signal_admin.schema.context import Info
 from signal_admin.schema.errors import UserError, user_errors_or_raise
 from signal_admin.schema.fields import mutation_field, query_field
-from signal_admin.schema.inputs import given
+from signal_admin.schema.inputs import expected_version, filters_of, given
 from signal_admin.schema.pagination import (
     Connection,
     edges_of,
@@ -376,11 +375,6 @@ class RotatePipelineKeyPayload:
 _ID_FIELDS = ("id", "expected_version")
 
 
-def _version(expected_version: int | None) -> int | None:
-    """The version an update must find; None (no check) when left out."""
-    return None if expected_version is strawberry.UNSET else expected_version
-
-
 @strawberry.type
 class PipelinesQuery:
     @query_field(description="One pipeline of the organisation; null if none.")
@@ -411,11 +405,7 @@ class PipelinesQuery:
             strawberry.argument(description="Which pipelines to list."),
         ] = strawberry.UNSET,
     ) -> PipelineConnection:
-        conditions = given(filter) if filter else {}
-        filters = parse(
-            pipelines.PipelineFilter,
-            {name: value for name, value in conditions.items() if value is not None},
-        )
+        filters = filters_of(pipelines.PipelineFilter, filter)
         ctx = info.context.request
         page = await pipelines.list_pipelines(
             ctx, filters, cursor=after or None, limit=page_size(first)
@@ -463,7 +453,7 @@ class PipelinesMutation:
                 info.context.request,
                 input.id,
                 given(input, exclude=_ID_FIELDS),
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return UpdatePipelinePayload(user_errors=user_errors_or_raise(error))
@@ -481,7 +471,7 @@ class PipelinesMutation:
             await pipelines.delete_pipeline(
                 info.context.request,
                 input.id,
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return DeletePipelinePayload(user_errors=user_errors_or_raise(error))
@@ -505,7 +495,7 @@ class PipelinesMutation:
                 info.context.request,
                 input.id,
                 given(input, exclude=_ID_FIELDS),
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return RotatePipelineKeyPayload(user_errors=user_errors_or_raise(error))

@@ -19,13 +19,12 @@ from signal_admin.persistence.models import IntegrationRevision as RevisionRow
 from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
 from signal_admin.persistence.models import User as UserRow
 from signal_admin.resolvers import catalog, secrets, templates
-from signal_admin.resolvers.validation import parse
 from signal_admin.schema.auth import User
 from signal_admin.schema.catalog import CatalogVendor
 from signal_admin.schema.context import Info
 from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
 from signal_admin.schema.fields import mutation_field, query_field
-from signal_admin.schema.inputs import given
+from signal_admin.schema.inputs import expected_version, filters_of, given
 from signal_admin.schema.loaders import RevisionKey, TemplateKey, UserKey
 from signal_admin.schema.pagination import (
     Connection,
@@ -426,11 +425,6 @@ def template_user_errors(error: DomainError) -> list[UserError]:
     return user_errors_or_raise(error)
 
 
-def _version(expected_version: int | None) -> int | None:
-    """The version a change must find; None (no check) when left out."""
-    return None if expected_version is strawberry.UNSET else expected_version
-
-
 @strawberry.type
 class TemplatesQuery:
     @query_field(description="One integration template; null if none.")
@@ -461,11 +455,7 @@ class TemplatesQuery:
             strawberry.argument(description="Which templates to list."),
         ] = strawberry.UNSET,
     ) -> IntegrationTemplateConnection:
-        conditions = given(filter) if filter else {}
-        filters = parse(
-            templates.TemplateFilter,
-            {name: value for name, value in conditions.items() if value is not None},
-        )
+        filters = filters_of(templates.TemplateFilter, filter)
         ctx = info.context.request
         page = await templates.list_templates(
             ctx, filters, cursor=after or None, limit=page_size(first)
@@ -544,7 +534,7 @@ class TemplatesMutation:
                 info.context.request,
                 input.id,
                 given(input, exclude=("id", "expected_version")),
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return UpdateIntegrationTemplatePayload(
@@ -568,7 +558,7 @@ class TemplatesMutation:
                 info.context.request,
                 input.id,
                 cascade=bool(input.cascade),
-                expected_version=_version(input.expected_version),
+                expected_version=expected_version(input.expected_version),
             )
         except DomainError as error:
             return DeleteIntegrationTemplatePayload(
