@@ -468,3 +468,75 @@ async def test_the_pipeline_graph_costs_the_same_selects_for_10_and_100_pipeline
     # templates, the pinned revisions, the latest revisions and the pinned
     # revisions' authors; catalog vendors come from memory.
     assert len(small_selects) == len(large_selects) == 7
+
+
+async def test_rollout_revision_moves_every_pin_and_names_strangers(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    headers = org.owner.headers
+    template = await client.post(
+        "/v1/admin/integration-templates",
+        json={"name": "Rolled", "vendor": "webhook"},
+        headers=headers,
+    )
+    template_id = template.json()["template"]["id"]
+    pipelines = [await factory.pipeline(org.owner) for _ in range(2)]
+    stranger = await factory.pipeline(org.owner)
+    for pipeline in pipelines:
+        await client.post(
+            f"/v1/admin/pipelines/{pipeline['id']}/integrations",
+            json={"integration_id": template_id},
+            headers=headers,
+        )
+    revision = await client.post(
+        f"/v1/admin/integration-templates/{template_id}/revisions",
+        json={"config": {}},
+        headers=headers,
+    )
+    mutation = """
+      mutation($input: RolloutRevisionInput!) {
+        rolloutRevision(input: $input) {
+          pipelineIntegrations { revision { revisionNumber } }
+          userErrors { field code }
+        }
+      }
+    """
+
+    refused = await client.post(
+        "/v1/admin/graphql",
+        json={
+            "query": mutation,
+            "variables": {
+                "input": {
+                    "templateId": template_id,
+                    "revisionId": revision.json()["id"],
+                    "pipelineIds": [stranger["id"]],
+                }
+            },
+        },
+        headers=headers,
+    )
+    moved = await client.post(
+        "/v1/admin/graphql",
+        json={
+            "query": mutation,
+            "variables": {
+                "input": {
+                    "templateId": template_id,
+                    "revisionId": revision.json()["id"],
+                }
+            },
+        },
+        headers=headers,
+    )
+
+    refused_payload = refused.json()["data"]["rolloutRevision"]
+    moved_payload = moved.json()["data"]["rolloutRevision"]
+    assert refused_payload["pipelineIntegrations"] == []
+    assert refused_payload["userErrors"][0]["code"] == "NOT_ATTACHED"
+    assert moved_payload["userErrors"] == []
+    assert [
+        item["revision"]["revisionNumber"]
+        for item in moved_payload["pipelineIntegrations"]
+    ] == [2, 2]

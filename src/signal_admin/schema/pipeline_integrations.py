@@ -18,7 +18,7 @@ from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import IntegrationRevision as RevisionRow
 from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
 from signal_admin.persistence.models import PipelineIntegration as AttachmentRow
-from signal_admin.resolvers import pipeline_integrations
+from signal_admin.resolvers import pipeline_integrations, templates
 from signal_admin.resolvers.pipeline_integrations import Attachment
 from signal_admin.schema.context import Info
 from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
@@ -275,6 +275,29 @@ def attachment_user_errors(error: DomainError) -> list[UserError]:
 _TARGET_FIELDS = ("pipeline_id", "id", "expected_version")
 
 
+@strawberry.input(description="A revision to pin on many pipelines at once.")
+class RolloutRevisionInput:
+    template_id: strawberry.ID = strawberry.field(description="The template.")
+    revision_id: strawberry.ID = strawberry.field(
+        description="The revision of that template to pin."
+    )
+    pipeline_ids: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Only these pipelines; every pipeline using it when left out.",
+    )
+
+
+@strawberry.type(description="The result of rolloutRevision.")
+class RolloutRevisionPayload:
+    pipeline_integrations: list[PipelineIntegration] = strawberry.field(
+        default_factory=list,
+        description="Every attachment the rollout covered; empty on failure.",
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="What to fix in the input."
+    )
+
+
 @strawberry.type
 class PipelineIntegrationsMutation:
     @mutation_field(
@@ -299,6 +322,32 @@ class PipelineIntegrationsMutation:
             return AttachIntegrationPayload(user_errors=attachment_user_errors(error))
         return AttachIntegrationPayload(
             pipeline_integration=PipelineIntegration.from_attachment(attachment)
+        )
+
+    @mutation_field(
+        description="Pin one revision on every pipeline using the template, or "
+        "on those listed, all or nothing."
+    )
+    async def rollout_revision(
+        self,
+        info: Info,
+        input: Annotated[
+            RolloutRevisionInput,
+            strawberry.argument(description="The template, revision and pipelines."),
+        ],
+    ) -> RolloutRevisionPayload | None:
+        try:
+            moved = await templates.rollout(
+                info.context.request,
+                input.template_id,
+                given(input, exclude=("template_id",)),
+            )
+        except DomainError as error:
+            return RolloutRevisionPayload(user_errors=attachment_user_errors(error))
+        return RolloutRevisionPayload(
+            pipeline_integrations=[
+                PipelineIntegration.from_attachment(attachment) for attachment in moved
+            ]
         )
 
     @mutation_field(
