@@ -28,7 +28,7 @@ from signal_admin.persistence.models import (
     Pipeline,
     PipelineIntegration,
 )
-from signal_admin.persistence.pagination import fetch_page
+from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.validation import parse
@@ -89,7 +89,7 @@ def missing_parameters(config: Any, parameters: dict[str, str]) -> list[str]:
 @requires(Permission.READ_CONFIGURATION)
 async def list_attachments(
     ctx: RequestContext, pipeline_id: str, *, cursor: str | None, limit: int
-) -> tuple[list[Attachment], bool, str | None]:
+) -> Page[Attachment]:
     principal = ctx.authenticated()
     async with ctx.db.read() as session:
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
@@ -101,7 +101,7 @@ async def list_attachments(
             limit=limit,
         )
     items = [_view(row, pipeline.parameters) for row in page.items]
-    return items, page.has_more, page.next_cursor
+    return Page(items=items, has_more=page.has_more, next_cursor=page.next_cursor)
 
 
 @requires(Permission.READ_CONFIGURATION)

@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from signal_admin.errors import AlreadyExists, NotFound, PreconditionFailed
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.json_filters import array_contains, name_contains
-from signal_admin.persistence.models import Pipeline, PipelineIntegration, Secret
+from signal_admin.persistence.models import Pipeline, PipelineIntegration
 from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.persistence.types import utc_now
-from signal_admin.resolvers import audit, pipeline_integrations
+from signal_admin.resolvers import audit, pipeline_integrations, secrets
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.users import is_storable
 from signal_admin.resolvers.validation import check_document_size, parse
@@ -85,7 +85,11 @@ Domain = Annotated[
     StringConstraints(
         strip_whitespace=True,
         max_length=253,
-        pattern=r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$",
+        # A host name, optionally with a leading "*." and a port.
+        pattern=(
+            r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+            r"(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$"
+        ),
     ),
     # Host names ignore case: lower-cased before the pattern, which names the
     # stored form, is checked.
@@ -275,7 +279,7 @@ async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
             org_id=principal.org_id,
             slug=slug,
             pipeline_key=_new_key(),
-            key_secret_id=await _store_secret(ctx, session, principal.org_id, secret),
+            key_secret_id=await secrets.store(ctx, session, principal.org_id, secret),
             pipeline_key_secret_prefix=_secret_prefix(secret),
             **_stored_values(fields.model_dump(exclude={"slug"})),
         )
@@ -358,7 +362,7 @@ async def delete_pipeline(
         )
         await session.delete(pipeline)
         await session.flush()
-        await _delete_secrets(session, secret_ids)
+        await secrets.drop(session, secret_ids)
     log.info("pipeline.deleted", pipeline_id=pipeline_id, org_id=principal.org_id)
 
 
@@ -382,7 +386,7 @@ async def rotate_pipeline_key(
         )
         # Stored (and flushed) before the pipeline changes, so the pipeline is
         # written once and its version grows by one.
-        new_secret_id = await _store_secret(ctx, session, principal.org_id, secret)
+        new_secret_id = await secrets.store(ctx, session, principal.org_id, secret)
         retired = [pipeline.previous_key_secret_id]
         old_key, old_prefix = pipeline.pipeline_key, pipeline.pipeline_key_secret_prefix
         if grace_seconds:
@@ -413,7 +417,7 @@ async def rotate_pipeline_key(
             metadata={"grace_seconds": grace_seconds},
         )
         await session.flush()
-        await _delete_secrets(session, retired)
+        await secrets.drop(session, retired)
     log.info("pipeline.key_rotated", pipeline_id=pipeline.id, grace=grace_seconds)
     return PipelineWithSecret(pipeline, secret)
 
@@ -542,31 +546,6 @@ def _secret_prefix(secret: str) -> str:
 
 def _expiry(grace_seconds: int) -> datetime:
     return utc_now() + timedelta(seconds=grace_seconds)
-
-
-async def _store_secret(
-    ctx: RequestContext, session: AsyncSession, org_id: str, plaintext: str
-) -> str:
-    """Encrypt and insert a secret, flushed so rows may reference it at once."""
-    secret_id = new_id("sec")
-    sealed = ctx.services.cipher.encrypt(plaintext, secret_id)
-    session.add(
-        Secret(
-            id=secret_id,
-            org_id=org_id,
-            ciphertext=sealed.ciphertext,
-            key_id=sealed.key_id,
-        )
-    )
-    await session.flush()
-    return secret_id
-
-
-async def _delete_secrets(session: AsyncSession, secret_ids: list[str | None]) -> None:
-    for secret_id in filter(None, secret_ids):
-        secret = await session.get(Secret, secret_id)
-        if secret is not None:
-            await session.delete(secret)
 
 
 @requires(Permission.READ_CONFIGURATION)

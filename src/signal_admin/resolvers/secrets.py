@@ -1,4 +1,5 @@
-"""Secret values inside revision configs.
+"""Secret values at rest: pipeline key secrets and the secret fields of
+revision configs, one encrypted row of `secrets` each.
 
 A stored config never holds a secret in clear: each secret field holds
 `{"$secret": "<secret id>"}`, a row of `secrets` owned by that revision and
@@ -46,7 +47,7 @@ async def seal(
                 "Secret fields hold text.",
                 [FieldProblem(f"config.{field}", "INVALID", "Secrets are strings.")],
             )
-        stored[field] = {REFERENCE: await _store(ctx, session, org_id, value)}
+        stored[field] = {REFERENCE: await store(ctx, session, org_id, value)}
     return stored
 
 
@@ -63,9 +64,11 @@ def secret_ids(config: Mapping[str, Any]) -> list[str]:
     return [sid for sid in map(_secret_id, config.values()) if sid]
 
 
-async def drop(session: AsyncSession, ids: list[str]) -> None:
-    if ids:
-        await session.execute(delete(Secret).where(Secret.id.in_(ids)))
+async def drop(session: AsyncSession, ids: Iterable[str | None]) -> None:
+    """Delete the secrets with these ids; None stands for no secret."""
+    present = [secret_id for secret_id in ids if secret_id]
+    if present:
+        await session.execute(delete(Secret).where(Secret.id.in_(present)))
 
 
 async def _previous_value(
@@ -90,9 +93,11 @@ async def _previous_value(
     return ctx.services.cipher.decrypt(secret.ciphertext, secret.id)
 
 
-async def _store(
+async def store(
     ctx: RequestContext, session: AsyncSession, org_id: str, plaintext: str
 ) -> str:
+    """Encrypt and insert one secret, flushed so rows may reference it at once;
+    answers its id."""
     secret_id = new_id("sec")
     sealed = ctx.services.cipher.encrypt(plaintext, secret_id)
     session.add(
@@ -103,6 +108,7 @@ async def _store(
             key_id=sealed.key_id,
         )
     )
+    await session.flush()
     return secret_id
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from signal_admin.persistence.pagination import Page
 from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import pipeline_integrations
 from signal_admin.resolvers.pipeline_integrations import (
@@ -67,10 +66,10 @@ async def list_attachments(
     ctx: Context, pipeline_id: str, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> dict[str, Any]:
     """The integrations attached to a pipeline, oldest first."""
-    items, has_more, next_cursor = await pipeline_integrations.list_attachments(
+    page = await pipeline_integrations.list_attachments(
         ctx, pipeline_id, cursor=cursor, limit=limit
     )
-    return list_body(Page(items, has_more, next_cursor), attachment_body)
+    return list_body(page, attachment_body)
 
 
 @router.post(

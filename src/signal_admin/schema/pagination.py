@@ -9,7 +9,7 @@ given the count to run rather than its result.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -20,6 +20,13 @@ from signal_admin.persistence.pagination import (
     encode_cursor,
 )
 from signal_admin.schema.fields import query_field
+
+# The arguments every connection field takes.
+First = Annotated[int | None, strawberry.argument(description="Page size, 1 to 100.")]
+After = Annotated[
+    str | None,
+    strawberry.argument(description="The endCursor of the previous page."),
+]
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")

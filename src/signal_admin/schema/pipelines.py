@@ -16,7 +16,9 @@ from signal_admin.schema.errors import UserError, user_errors_or_raise
 from signal_admin.schema.fields import mutation_field, query_field
 from signal_admin.schema.inputs import expected_version, filters_of, given
 from signal_admin.schema.pagination import (
+    After,
     Connection,
+    First,
     edges_of,
     page_info_of,
     page_size,
@@ -393,13 +395,8 @@ class PipelinesQuery:
     async def pipelines(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 1 to 100.")
-        ] = 50,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="The endCursor of the previous page."),
-        ] = strawberry.UNSET,
+        first: First = 50,
+        after: After = strawberry.UNSET,
         filter: Annotated[
             PipelineFilter | None,
             strawberry.argument(description="Which pipelines to list."),

@@ -27,7 +27,9 @@ from signal_admin.schema.fields import mutation_field, query_field
 from signal_admin.schema.inputs import expected_version, filters_of, given
 from signal_admin.schema.loaders import RevisionKey, TemplateKey, UserKey
 from signal_admin.schema.pagination import (
+    After,
     Connection,
+    First,
     edges_of,
     page_info_of,
     page_size,
@@ -116,13 +118,8 @@ class IntegrationTemplate:
     async def revisions(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 1 to 100.")
-        ] = 50,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="The endCursor of the previous page."),
-        ] = strawberry.UNSET,
+        first: First = 50,
+        after: After = strawberry.UNSET,
     ) -> IntegrationRevisionConnection:
         page = await templates.list_revisions(
             info.context.request, self.id, cursor=after or None, limit=page_size(first)
@@ -443,13 +440,8 @@ class TemplatesQuery:
     async def integration_templates(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 1 to 100.")
-        ] = 50,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="The endCursor of the previous page."),
-        ] = strawberry.UNSET,
+        first: First = 50,
+        after: After = strawberry.UNSET,
         filter: Annotated[
             TemplateFilter | None,
             strawberry.argument(description="Which templates to list."),
