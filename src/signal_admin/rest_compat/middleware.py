@@ -167,7 +167,7 @@ class AdmissionMiddleware:
                 services,
                 _headers(scope).get("authorization"),
                 meta,
-                token_required=path not in self.public_paths and _routed(scope),
+                token_required=path not in self.public_paths,
             )
         except RateLimitedWith as error:
             state["rate_limit"] = error.decision
@@ -175,7 +175,11 @@ class AdmissionMiddleware:
             return
         except RefusedAfterCharge as refused:
             state["rate_limit"] = refused.decision
-            await send_error(send, refused.error)
+            if _routed(scope):
+                await send_error(send, refused.error)
+            else:
+                # No route serves the path: let the router answer its 404.
+                await self.app(scope, receive, send)
             return
         except DomainError as error:
             await send_error(send, error)
@@ -306,7 +310,8 @@ def _rate_limit_headers(decision: RateDecision | None) -> list[tuple[bytes, byte
 
 
 def _routed(scope: Scope) -> bool:
-    """Whether any route of the app serves this path (for any method)."""
+    """Whether any route of the app serves this path (for any method). Only
+    refused calls ask, so admitted ones match their route once."""
     return any(
         route.matches(scope)[0] is not Match.NONE
         for route in scope["app"].router.routes
