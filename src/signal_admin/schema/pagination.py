@@ -8,7 +8,7 @@ given the count to run rather than its result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
@@ -19,6 +19,8 @@ from signal_admin.persistence.pagination import (
     check_page_size,
     encode_cursor,
 )
+from signal_admin.schema.context import Info
+from signal_admin.schema.execution import batched, one
 from signal_admin.schema.fields import query_field
 
 # The arguments every connection field takes.
@@ -43,11 +45,20 @@ class PageInfo:
     )
 
 
+async def cursors_of(context: object, edges: Sequence[Edge[Any]]) -> list[str]:
+    """Each edge's cursor, made only when a query selects it."""
+    return [cursor_of(edge.node) for edge in edges]
+
+
 @strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[NodeT]):
-    cursor: str = strawberry.field(
+    @query_field(
         description="Opaque; pass it as `after` to read the items after this one."
     )
+    @batched(cursors_of)
+    async def cursor(self, info: Info) -> str:
+        return await one(cursors_of, info.context, self)  # type: ignore[no-any-return]
+
     node: NodeT = strawberry.field(description="The item.")
 
 
@@ -76,7 +87,7 @@ def cursor_of(row: Any) -> str:
 
 
 def edges_of(page: Page[RowT], node_of: Callable[[RowT], NodeT]) -> list[Edge[NodeT]]:
-    return [Edge(cursor=cursor_of(row), node=node_of(row)) for row in page.items]
+    return [Edge(node=node_of(row)) for row in page.items]
 
 
 def page_info_of(page: Page[Any]) -> PageInfo:

@@ -8,7 +8,7 @@ those pin costs one SELECT per level whatever the number of pipelines.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -17,21 +17,128 @@ import strawberry
 from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import IntegrationRevision as RevisionRow
 from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
+from signal_admin.persistence.models import Pipeline as PipelineRow
 from signal_admin.persistence.models import PipelineIntegration as AttachmentRow
 from signal_admin.resolvers import pipeline_integrations, templates
 from signal_admin.resolvers.pipeline_integrations import Attachment
-from signal_admin.schema.context import Info
+from signal_admin.schema.context import GraphQLContext, Info
 from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
+from signal_admin.schema.execution import batched, once_per_row, one
 from signal_admin.schema.fields import mutation_field, query_field
 from signal_admin.schema.inputs import expected_version, given
 from signal_admin.schema.loaders import (
     PipelineKey,
     RevisionIdKey,
-    RevisionKey,
     TemplateKey,
 )
 from signal_admin.schema.pipelines import Pipeline
-from signal_admin.schema.templates import IntegrationRevision, IntegrationTemplate
+from signal_admin.schema.templates import (
+    IntegrationRevision,
+    IntegrationTemplate,
+    latest_revisions,
+)
+
+
+async def _template_rows(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[TemplateRow]:
+    """The attached templates: those a mutation has just read, the others loaded."""
+    keys = [
+        TemplateKey(a.org_id, a.template_id) for a in attachments if a.written is None
+    ]
+    loaded = iter(await context.loaders.template_by_id.load_many(keys))
+    found = []
+    for attachment in attachments:
+        row = (
+            next(loaded) if attachment.written is None else attachment.written.template
+        )
+        if row is None:
+            raise NotFound.of("Integration template", attachment.template_id)
+        found.append(row)
+    return found
+
+
+async def _revision_rows(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[RevisionRow]:
+    """The pinned revisions: those a mutation has just read, the others loaded."""
+    keys = [
+        RevisionIdKey(a.org_id, a.revision_id) for a in attachments if a.written is None
+    ]
+    loaded = iter(await context.loaders.revision_by_id.load_many(keys))
+    found = []
+    for attachment in attachments:
+        row = (
+            next(loaded) if attachment.written is None else attachment.written.revision
+        )
+        if row is None:
+            raise NotFound.of("Revision", attachment.revision_id)
+        found.append(row)
+    return found
+
+
+async def _pipeline_rows(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[PipelineRow]:
+    keys = [PipelineKey(a.org_id, a.pipeline_id) for a in attachments]
+    rows = await context.loaders.pipeline_by_id.load_many(keys)
+    found = []
+    for attachment, row in zip(attachments, rows, strict=True):
+        if row is None:
+            raise NotFound.of("Pipeline", attachment.pipeline_id)
+        found.append(row)
+    return found
+
+
+async def pipelines_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[Pipeline]:
+    return [
+        Pipeline.from_row(row) for row in await _pipeline_rows(context, attachments)
+    ]
+
+
+async def templates_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[IntegrationTemplate]:
+    rows = await _template_rows(context, attachments)
+    return once_per_row(rows, IntegrationTemplate.from_row)
+
+
+async def revisions_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[IntegrationRevision]:
+    rows = await _revision_rows(context, attachments)
+    return once_per_row(rows, IntegrationRevision.from_row)
+
+
+async def latest_revisions_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[IntegrationRevision]:
+    templates = await _template_rows(context, attachments)
+    return await latest_revisions(context, templates)
+
+
+async def upgrades_available(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[bool]:
+    templates = await _template_rows(context, attachments)
+    revisions = await _revision_rows(context, attachments)
+    return [
+        revision.revision_number < template.latest_revision
+        for template, revision in zip(templates, revisions, strict=True)
+    ]
+
+
+async def unresolved_parameters_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[list[str]]:
+    pipelines = await _pipeline_rows(context, attachments)
+    revisions = await _revision_rows(context, attachments)
+    return [
+        pipeline_integrations.missing_parameters(revision.config, pipeline.parameters)
+        for pipeline, revision in zip(pipelines, revisions, strict=True)
+    ]
 
 
 @strawberry.type(
@@ -80,87 +187,53 @@ class PipelineIntegration:
         return written
 
     @query_field(description="The pipeline it is attached to.")
+    @batched(pipelines_of)
     async def pipeline(self, info: Info) -> Pipeline:
-        key = PipelineKey(self.org_id, self.pipeline_id)
-        row = await info.context.loaders.pipeline_by_id.load(key)
-        if row is None:
-            raise NotFound.of("Pipeline", self.pipeline_id)
-        return Pipeline.from_row(row)
+        return await one(pipelines_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The attached template.")
+    @batched(templates_of)
     async def template(self, info: Info) -> IntegrationTemplate:
-        return IntegrationTemplate.from_row(await self._template(info))
+        return await one(templates_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The pinned revision, whose config the pipeline uses.")
+    @batched(revisions_of)
     async def revision(self, info: Info) -> IntegrationRevision:
-        return IntegrationRevision.from_row(await self._revision(info))
+        return await one(revisions_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The template's newest revision.")
+    @batched(latest_revisions_of)
     async def latest_revision(self, info: Info) -> IntegrationRevision:
-        template = await self._template(info)
-        key = RevisionKey(self.org_id, template.id, template.latest_revision)
-        row = await info.context.loaders.revision_by_template_and_number.load(key)
-        if row is None:
-            raise NotFound.of("Revision", f"{template.id}#{template.latest_revision}")
-        return IntegrationRevision.from_row(row)
+        return await one(latest_revisions_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="Whether the template has a newer revision than the pin.")
+    @batched(upgrades_available)
     async def upgrade_available(self, info: Info) -> bool:
-        template, revision = await asyncio.gather(
-            self._template(info), self._revision(info)
-        )
-        return revision.revision_number < template.latest_revision
+        return await one(upgrades_available, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(
         description="The {{pipeline_param.KEY}} keys the pinned config uses that "
         "the pipeline's parameters lack, checked when read."
     )
+    @batched(unresolved_parameters_of)
     async def unresolved_parameters(self, info: Info) -> list[str]:
-        key = PipelineKey(self.org_id, self.pipeline_id)
-        pipeline, revision = await asyncio.gather(
-            info.context.loaders.pipeline_by_id.load(key), self._revision(info)
-        )
-        if pipeline is None:
-            raise NotFound.of("Pipeline", self.pipeline_id)
-        return pipeline_integrations.missing_parameters(
-            revision.config, pipeline.parameters
-        )
-
-    async def _template(self, info: Info) -> TemplateRow:
-        if self.written is not None:
-            return self.written.template
-        key = TemplateKey(self.org_id, self.template_id)
-        row = await info.context.loaders.template_by_id.load(key)
-        if row is None:
-            raise NotFound.of("Integration template", self.template_id)
-        return row
-
-    async def _revision(self, info: Info) -> RevisionRow:
-        if self.written is not None:
-            return self.written.revision
-        key = RevisionIdKey(self.org_id, self.revision_id)
-        row = await info.context.loaders.revision_by_id.load(key)
-        if row is None:
-            raise NotFound.of("Revision", self.revision_id)
-        return row
+        return await one(unresolved_parameters_of, info.context, self)  # type: ignore[no-any-return]
 
 
-async def attachments_of_pipeline(
-    info: Info, org_id: str, pipeline_id: str
-) -> list[PipelineIntegration]:
-    """A pipeline's `integrations`, oldest first."""
-    key = PipelineKey(org_id, pipeline_id)
-    rows = await info.context.loaders.attachments_by_pipeline.load(key)
-    return [PipelineIntegration.from_row(row) for row in rows]
+async def attachments_of_pipelines(
+    context: GraphQLContext, keys: Sequence[PipelineKey]
+) -> list[list[PipelineIntegration]]:
+    """Each pipeline's `integrations`, oldest first."""
+    groups = await context.loaders.attachments_by_pipeline.load_many(keys)
+    return [[PipelineIntegration.from_row(row) for row in rows] for rows in groups]
 
 
-async def attachments_of_template(
-    info: Info, org_id: str, template_id: str
-) -> list[PipelineIntegration]:
-    """A template's `attachments`, oldest first."""
-    key = TemplateKey(org_id, template_id)
-    rows = await info.context.loaders.attachments_by_template.load(key)
-    return [PipelineIntegration.from_row(row) for row in rows]
+async def attachments_of_templates(
+    context: GraphQLContext, keys: Sequence[TemplateKey]
+) -> list[list[PipelineIntegration]]:
+    """Each template's `attachments`, oldest first."""
+    groups = await context.loaders.attachments_by_template.load_many(keys)
+    return [[PipelineIntegration.from_row(row) for row in rows] for rows in groups]
 
 
 @strawberry.input(

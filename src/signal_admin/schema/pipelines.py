@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -11,10 +12,12 @@ import strawberry
 from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import Pipeline as PipelineRow
 from signal_admin.resolvers import pipelines
-from signal_admin.schema.context import Info
+from signal_admin.schema.context import GraphQLContext, Info
 from signal_admin.schema.errors import UserError, user_errors_or_raise
+from signal_admin.schema.execution import batched, one
 from signal_admin.schema.fields import mutation_field, query_field
 from signal_admin.schema.inputs import expected_version, filters_of, given
+from signal_admin.schema.loaders import PipelineKey
 from signal_admin.schema.pagination import (
     After,
     Connection,
@@ -72,6 +75,16 @@ class IdentityConfig:
     cross_domain_domains: list[str] = strawberry.field(
         description="The domains that share the identity."
     )
+
+
+async def integrations_of(
+    context: GraphQLContext, pipelines: Sequence[Pipeline]
+) -> list[list[PipelineIntegration]]:
+    # Imported here: that module builds on this one.
+    from signal_admin.schema.pipeline_integrations import attachments_of_pipelines
+
+    keys = [PipelineKey(pipeline.org_id, pipeline.id) for pipeline in pipelines]
+    return await attachments_of_pipelines(context, keys)
 
 
 @strawberry.type(description="One collection endpoint: a website, an app or a server.")
@@ -159,6 +172,7 @@ class Pipeline:
         )
 
     @query_field(description="The templates attached to it, oldest first.")
+    @batched(integrations_of)
     async def integrations(
         self, info: Info
     ) -> list[
@@ -167,10 +181,7 @@ class Pipeline:
             strawberry.lazy("signal_admin.schema.pipeline_integrations"),
         ]
     ]:
-        # Imported here: that module builds on this one.
-        from signal_admin.schema.pipeline_integrations import attachments_of_pipeline
-
-        return await attachments_of_pipeline(info, self.org_id, self.id)
+        return await one(integrations_of, info.context, self)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="A page of pipelines, oldest first.")

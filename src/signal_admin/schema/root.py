@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
+from signal_admin.schema.execution import PlannedExecutionContext
 from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
@@ -61,6 +62,7 @@ schema = AdminSchema(
     mutation=Mutation,
     extensions=[CheckedDocument],
     config=StrawberryConfig(scalar_map=SCALARS),
+    execution_context_class=PlannedExecutionContext,
 )
 
 

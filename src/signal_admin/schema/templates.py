@@ -8,9 +8,10 @@ whatever its size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -18,11 +19,12 @@ from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import IntegrationRevision as RevisionRow
 from signal_admin.persistence.models import IntegrationTemplate as TemplateRow
 from signal_admin.persistence.models import User as UserRow
-from signal_admin.resolvers import catalog, secrets, templates
+from signal_admin.resolvers import secrets, templates
 from signal_admin.schema.auth import User
 from signal_admin.schema.catalog import CatalogVendor
-from signal_admin.schema.context import Info
+from signal_admin.schema.context import GraphQLContext, Info
 from signal_admin.schema.errors import UserError, field_path, user_errors_or_raise
+from signal_admin.schema.execution import batched, once_per_row, one
 from signal_admin.schema.fields import mutation_field, query_field
 from signal_admin.schema.inputs import expected_version, filters_of, given
 from signal_admin.schema.loaders import RevisionKey, TemplateKey, UserKey
@@ -52,6 +54,96 @@ class DeliveryMode(Enum):
     HYBRID = strawberry.enum_value(
         "hybrid", description="Partly from the client, partly from the server."
     )
+
+
+async def catalog_vendors_of(
+    context: GraphQLContext, templates: Sequence[IntegrationTemplate]
+) -> list[CatalogVendor | None]:
+    """The catalog vendors the templates were installed from, from memory."""
+    shipped = context.request.services.catalog
+    vendors: list[CatalogVendor | None] = []
+    for template in templates:
+        key = template.catalog_vendor_key
+        vendor = None if key is None else shipped.get(key)
+        vendors.append(None if vendor is None else CatalogVendor.from_model(vendor))
+    return vendors
+
+
+async def latest_revisions(
+    context: GraphQLContext, templates: Sequence[TemplateRow]
+) -> list[IntegrationRevision]:
+    """The templates' newest revisions."""
+    return await _revisions_numbered(
+        context, [RevisionKey(t.org_id, t.id, t.latest_revision) for t in templates]
+    )
+
+
+async def latest_revisions_of_templates(
+    context: GraphQLContext, templates: Sequence[IntegrationTemplate]
+) -> list[IntegrationRevision]:
+    return await _revisions_numbered(
+        context,
+        [RevisionKey(t.org_id, t.id, t.latest_revision_number) for t in templates],
+    )
+
+
+async def _revisions_numbered(
+    context: GraphQLContext, keys: Sequence[RevisionKey]
+) -> list[IntegrationRevision]:
+    rows = await context.loaders.revision_by_template_and_number.load_many(keys)
+    found = []
+    for key, row in zip(keys, rows, strict=True):
+        if row is None:
+            raise NotFound.of("Revision", f"{key.template_id}#{key.revision_number}")
+        found.append(row)
+    return once_per_row(found, IntegrationRevision.from_row)
+
+
+async def attachments_of(
+    context: GraphQLContext, templates: Sequence[IntegrationTemplate]
+) -> list[list[PipelineIntegration]]:
+    # Imported here: that module builds on this one.
+    from signal_admin.schema.pipeline_integrations import attachments_of_templates
+
+    keys = [TemplateKey(template.org_id, template.id) for template in templates]
+    return await attachments_of_templates(context, keys)
+
+
+async def configs_of(
+    context: GraphQLContext, revisions: Sequence[IntegrationRevision]
+) -> list[JSON]:
+    """The revisions' configs with every secret answered as ***."""
+    return [JSON(secrets.masked(revision.stored_config)) for revision in revisions]
+
+
+async def authors_of(
+    context: GraphQLContext, revisions: Sequence[IntegrationRevision]
+) -> list[User | None]:
+    """Who wrote each revision, as the caller may see them; null for a
+    revision without an author or one whose author is gone."""
+    keys = [UserKey(r.org_id, r.created_by_id) for r in revisions if r.created_by_id]
+    loaded = iter(await context.loaders.user_by_id.load_many(keys))
+    rows = [next(loaded) if revision.created_by_id else None for revision in revisions]
+
+    def author(row: UserRow | None) -> User | None:
+        if row is None or row.deleted_at is not None:
+            return None
+        return _as_seen_by(context, row)
+
+    return once_per_row(rows, author)
+
+
+async def templates_of_revisions(
+    context: GraphQLContext, revisions: Sequence[IntegrationRevision]
+) -> list[IntegrationTemplate]:
+    keys = [TemplateKey(r.org_id, r.template_id) for r in revisions]
+    rows = await context.loaders.template_by_id.load_many(keys)
+    found = []
+    for key, row in zip(keys, rows, strict=True):
+        if row is None:
+            raise NotFound.of("Integration template", key.template_id)
+        found.append(row)
+    return once_per_row(found, IntegrationTemplate.from_row)
 
 
 @strawberry.type(description="A vendor configuration the organisation keeps.")
@@ -95,24 +187,14 @@ class IntegrationTemplate:
     @query_field(
         description="The catalog vendor it was installed from; null if hand-made."
     )
+    @batched(catalog_vendors_of)
     async def catalog_vendor(self, info: Info) -> CatalogVendor | None:
-        if self.catalog_vendor_key is None:
-            return None
-        try:
-            vendor = await catalog.get_vendor(
-                info.context.request, self.catalog_vendor_key
-            )
-        except NotFound:
-            return None
-        return CatalogVendor.from_model(vendor)
+        return await one(catalog_vendors_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The revision with the highest number.")
+    @batched(latest_revisions_of_templates)
     async def latest_revision(self, info: Info) -> IntegrationRevision:
-        key = RevisionKey(self.org_id, self.id, self.latest_revision_number)
-        row = await info.context.loaders.revision_by_template_and_number.load(key)
-        if row is None:
-            raise NotFound.of("Revision", f"{self.id}#{self.latest_revision_number}")
-        return IntegrationRevision.from_row(row)
+        return await one(latest_revisions_of_templates, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The template's revisions, newest first.")
     async def revisions(
@@ -141,6 +223,7 @@ class IntegrationTemplate:
         description="Where it is attached: one attachment per pipeline that "
         "uses it, each with its pinned revision; oldest first."
     )
+    @batched(attachments_of)
     async def attachments(
         self, info: Info
     ) -> list[
@@ -149,10 +232,7 @@ class IntegrationTemplate:
             strawberry.lazy("signal_admin.schema.pipeline_integrations"),
         ]
     ]:
-        # Imported here: that module builds on this one.
-        from signal_admin.schema.pipeline_integrations import attachments_of_template
-
-        return await attachments_of_template(info, self.org_id, self.id)
+        return await one(attachments_of, info.context, self)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="One immutable version of a template's config.")
@@ -160,9 +240,6 @@ class IntegrationRevision:
     id: strawberry.ID = strawberry.field(description="The revision's id (rev_…).")
     revision_number: int = strawberry.field(
         description="1, 2, … per template, without gaps."
-    )
-    config: JSON = strawberry.field(
-        description="The mapping document; secret fields read ***."
     )
     delivery_mode: DeliveryMode = strawberry.field(
         description="Where its events are sent from."
@@ -174,13 +251,14 @@ class IntegrationRevision:
     org_id: strawberry.Private[str]
     template_id: strawberry.Private[str]
     created_by_id: strawberry.Private[str | None]
+    stored_config: strawberry.Private[dict[str, Any]]
 
     @classmethod
     def from_row(cls, revision: RevisionRow) -> IntegrationRevision:
         return cls(
             id=strawberry.ID(revision.id),
             revision_number=revision.revision_number,
-            config=JSON(secrets.masked(revision.config)),
+            stored_config=revision.config,
             delivery_mode=DeliveryMode(revision.delivery_mode),
             change_summary=revision.change_summary,
             created_at=revision.created_at,
@@ -189,30 +267,27 @@ class IntegrationRevision:
             created_by_id=revision.created_by,
         )
 
+    @query_field(description="The mapping document; secret fields read ***.")
+    @batched(configs_of)
+    async def config(self, info: Info) -> JSON:
+        return await one(configs_of, info.context, self)  # type: ignore[no-any-return]
+
     @query_field(description="Who wrote it; null if that user is gone.")
+    @batched(authors_of)
     async def created_by(self, info: Info) -> User | None:
-        if self.created_by_id is None:
-            return None
-        key = UserKey(self.org_id, self.created_by_id)
-        row = await info.context.loaders.user_by_id.load(key)
-        if row is None or row.deleted_at is not None:
-            return None
-        return _as_seen_by(info, row)
+        return await one(authors_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The template it belongs to.")
+    @batched(templates_of_revisions)
     async def template(self, info: Info) -> IntegrationTemplate:
-        key = TemplateKey(self.org_id, self.template_id)
-        row = await info.context.loaders.template_by_id.load(key)
-        if row is None:
-            raise NotFound.of("Integration template", self.template_id)
-        return IntegrationTemplate.from_row(row)
+        return await one(templates_of_revisions, info.context, self)  # type: ignore[no-any-return]
 
 
-def _as_seen_by(info: Info, user: UserRow) -> User:
+def _as_seen_by(context: GraphQLContext, user: UserRow) -> User:
     """A user as the caller may see them: other users' email and last sign-in
     are hidden from roles that may not read users."""
     seen = User.from_row(user)
-    principal = info.context.request.authenticated()
+    principal = context.request.authenticated()
     if user.id != principal.user_id and not principal.can(Permission.MANAGE_USERS):
         seen.email = None
         seen.last_login_at = None
