@@ -7,9 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from signal_admin.schema import execution
 from tests.api.test_graphql_pipelines import error_codes, graphql, user_errors
 from tests.api.test_graphql_templates import (
     INSTALL,
@@ -540,3 +542,49 @@ async def test_rollout_revision_moves_every_pin_and_names_strangers(
         item["revision"]["revisionNumber"]
         for item in moved_payload["pipelineIntegrations"]
     ] == [2, 2]
+
+
+FAN_OUT = """
+query ($id: ID!) {
+  integrationTemplate(id: $id) {
+    attachments { pipeline { integrations { template {
+      %s
+      attachments { id }
+    } } } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["", "revisions(first: 1) { edges { node { id } } }"],
+    ids=["planned", "not"],
+)
+async def test_an_answer_past_the_object_limit_is_refused_as_too_complex(
+    client: AsyncClient,
+    factory: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str,
+) -> None:
+    # Lists without `first` are estimated at 10 items before a document runs,
+    # so real fan-out is counted while it runs. Ten pipelines sharing three
+    # templates answer 381 objects here, 471 with the revisions.
+    owner = await _org_with_attached_pipelines(client, factory, 10)
+    templates = await client.get(
+        "/v1/admin/integration-templates", headers=owner.headers
+    )
+    template_id = templates.json()["data"][0]["id"]
+    query = FAN_OUT % extra
+
+    monkeypatch.setattr(execution, "MAX_ANSWER_OBJECTS", 500)
+    within = await graphql(client, owner, query, {"id": template_id})
+    monkeypatch.setattr(execution, "MAX_ANSWER_OBJECTS", 300)
+    past = await graphql(client, owner, query, {"id": template_id})
+
+    assert "errors" not in within.json()
+    attachments = within.json()["data"]["integrationTemplate"]["attachments"]
+    assert len(attachments) == 10
+    assert past.json().get("data") is None
+    assert error_codes(past) == ["QUERY_TOO_COMPLEX"]
+    assert "more than 300 objects" in past.json()["errors"][0]["message"]

@@ -49,6 +49,7 @@ from signal_admin.schema.errors import (
     rate_limit_of,
     refusal_bodies,
 )
+from signal_admin.schema.execution import AnswerTooLarge
 from signal_admin.schema.root import graphql_schema, schema
 from signal_admin.schema.transport import (
     JSON,
@@ -131,7 +132,19 @@ async def _answer(
     except Exception:
         log.exception("graphql.unexpected_error", path=request.url.path)
         return _refused(InternalError(), media_type, cost)
+    too_large = _answer_too_large(result)
+    if too_large is not None and operation.type is OperationType.QUERY:
+        # Nothing was written, so the partial answer is dropped: one refusal
+        # says more than thousands of nulled fields.
+        return _refused(too_large, media_type, cost)
     return _executed(result, media_type, cost)
+
+
+def _answer_too_large(result: ExecutionResult) -> AnswerTooLarge | None:
+    for error in result.errors or []:
+        if isinstance(error.original_error, AnswerTooLarge):
+            return error.original_error
+    return None
 
 
 async def _charged_caller(

@@ -50,6 +50,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from signal_admin.schema.errors import QueryTooComplex
+
 SourceT = TypeVar("SourceT")
 RowT = TypeVar("RowT")
 ViewT = TypeVar("ViewT")
@@ -59,6 +61,9 @@ ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
 _BATCHES: dict[object, BatchFn] = {}
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+# Documents are refused before they run when they may ask for more nodes than
+# this; lists without `first` are estimated, so the answer is counted too.
+MAX_ANSWER_OBJECTS = 20_000
 _NOT_MADE: Any = object()
 
 
@@ -99,6 +104,10 @@ def once_per_row(rows: Sequence[RowT], view: Callable[[RowT], ViewT]) -> list[Vi
     return answers
 
 
+class AnswerTooLarge(QueryTooComplex):
+    """The answer has grown past the objects one request may hold."""
+
+
 class _CannotComplete(Exception):
     """A plan met a value it cannot complete the way graphql-core would."""
 
@@ -113,7 +122,9 @@ class _Unplannable(Exception):
 class _Completer:
     has_batches = False
 
-    async def complete(self, context: Any, values: list[Any]) -> list[Any]:
+    async def complete(
+        self, execution: PlannedExecutionContext, values: list[Any]
+    ) -> list[Any]:
         raise NotImplementedError
 
 
@@ -131,7 +142,9 @@ class _Leaf(_Completer):
             self.exact = bool
         self.is_int = leaf is GraphQLInt
 
-    async def complete(self, context: Any, values: list[Any]) -> list[Any]:
+    async def complete(
+        self, execution: PlannedExecutionContext, values: list[Any]
+    ) -> list[Any]:
         exact, is_int, coerce = self.exact, self.is_int, self.coerce
         completed: list[Any] = []
         for value in values:
@@ -157,7 +170,9 @@ class _List(_Completer):
         self.non_null = non_null
         self.has_batches = item.has_batches
 
-    async def complete(self, context: Any, values: list[Any]) -> list[Any]:
+    async def complete(
+        self, execution: PlannedExecutionContext, values: list[Any]
+    ) -> list[Any]:
         lengths: list[int | None] = []
         items: list[Any] = []
         for value in values:
@@ -170,7 +185,7 @@ class _List(_Completer):
                 items.extend(value)
             else:
                 raise _CannotComplete
-        completed = await self.item.complete(context, items)
+        completed = await self.item.complete(execution, items)
         answers: list[Any] = []
         start = 0
         for length in lengths:
@@ -188,11 +203,14 @@ class _Object(_Completer):
         self.non_null = non_null
         self.has_batches = plan.has_batches
 
-    async def complete(self, context: Any, values: list[Any]) -> list[Any]:
+    async def complete(
+        self, execution: PlannedExecutionContext, values: list[Any]
+    ) -> list[Any]:
         present = [value for value in values if value is not None]
         if self.non_null and len(present) != len(values):
             raise _CannotComplete
-        completed = iter(await self.plan.run(context, present))
+        execution.count_objects(len(present))
+        completed = iter(await self.plan.run(execution, present))
         return [None if value is None else next(completed) for value in values]
 
 
@@ -204,7 +222,9 @@ class _Step:
         self.key = key
         self.completer = completer
 
-    async def values(self, context: Any, sources: list[Any]) -> list[Any]:
+    async def values(
+        self, execution: PlannedExecutionContext, sources: list[Any]
+    ) -> list[Any]:
         raise NotImplementedError
 
 
@@ -213,7 +233,9 @@ class _Typename(_Step):
         super().__init__(key, None)
         self.name = name
 
-    async def values(self, context: Any, sources: list[Any]) -> list[Any]:
+    async def values(
+        self, execution: PlannedExecutionContext, sources: list[Any]
+    ) -> list[Any]:
         return [self.name] * len(sources)
 
 
@@ -222,7 +244,9 @@ class _Attribute(_Step):
         super().__init__(key, completer)
         self.attribute = attribute
 
-    async def values(self, context: Any, sources: list[Any]) -> list[Any]:
+    async def values(
+        self, execution: PlannedExecutionContext, sources: list[Any]
+    ) -> list[Any]:
         attribute = self.attribute
         return [getattr(source, attribute) for source in sources]
 
@@ -232,10 +256,12 @@ class _Batched(_Step):
         super().__init__(key, completer)
         self.batch = batch
 
-    async def values(self, context: Any, sources: list[Any]) -> list[Any]:
+    async def values(
+        self, execution: PlannedExecutionContext, sources: list[Any]
+    ) -> list[Any]:
         if not sources:
             return []
-        values = list(await self.batch(context, sources))
+        values = list(await self.batch(execution.context_value, sources))
         if len(values) != len(sources):
             raise _CannotComplete
         return values
@@ -253,12 +279,14 @@ class ObjectPlan:
             for step in steps
         )
 
-    async def run(self, context: Any, sources: list[Any]) -> list[dict[str, Any]]:
+    async def run(
+        self, execution: PlannedExecutionContext, sources: list[Any]
+    ) -> list[dict[str, Any]]:
         columns = []
         for step in self.steps:
-            values = await step.values(context, sources)
+            values = await step.values(execution, sources)
             if step.completer is not None:
-                values = await step.completer.complete(context, values)
+                values = await step.completer.complete(execution, values)
             columns.append(values)
         keys = self.keys
         return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -286,6 +314,30 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._plans: dict[
             tuple[GraphQLObjectType, int], tuple[FieldDetailsList, ObjectPlan | None]
         ] = {}
+        self._objects = 0
+
+    def count_objects(self, count: int) -> None:
+        """Count objects put in the answer, refusing to go past the limit."""
+        self._objects += count
+        if self._objects > MAX_ANSWER_OBJECTS:
+            raise AnswerTooLarge(
+                f"The answer would hold more than {MAX_ANSWER_OBJECTS} objects; "
+                "ask for fewer, or page through them."
+            )
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        self.count_objects(1)
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def complete_list_value(
         self,
@@ -317,7 +369,12 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         position_context,
                     )
 
-                return self._run(completer, list(result), fallback)
+                items = list(result)
+                return self._run(
+                    lambda: completer.complete(self, items),
+                    completer.has_batches,
+                    fallback,
+                )
         return super().complete_list_value(
             return_type, field_details_list, info, path, result, position_context
         )
@@ -343,7 +400,10 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     return [answer]
                 return _as_list(answer)
 
-            answers = self._run(_Object(plan, True), [result], fallback)
+            # complete_object_value has counted this object already.
+            answers = self._run(
+                lambda: plan.run(self, [result]), plan.has_batches, fallback
+            )
             if isinstance(answers, list):
                 return cast(dict[str, Any], answers[0])
             return _first(answers)
@@ -353,22 +413,30 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _run(
         self,
-        completer: _Object,
-        values: list[Any],
+        complete: Callable[[], Coroutine[Any, Any, list[Any]]],
+        has_batches: bool,
         fallback: Callable[[], AwaitableOrValue[list[Any]]],
     ) -> AwaitableOrValue[list[Any]]:
-        context = self.context_value
-        if not completer.has_batches:
+        """Run a plan; on any failure but the answer's size, forget what it
+        counted and hand the value to graphql-core."""
+        counted = self._objects
+        if not has_batches:
             try:
-                answers: list[Any] = _drive(completer.complete(context, values))
+                answers: list[Any] = _drive(complete())
+            except AnswerTooLarge:
+                raise
             except Exception:
+                self._objects = counted
                 return fallback()
             return answers
 
         async def run() -> list[Any]:
             try:
-                return await completer.complete(context, values)
+                return await complete()
+            except AnswerTooLarge:
+                raise
             except Exception:
+                self._objects = counted
                 answer = fallback()
                 if isinstance(answer, list):
                     return answer

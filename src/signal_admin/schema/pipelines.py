@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -77,6 +77,46 @@ class IdentityConfig:
     )
 
 
+async def js_builder_configs_of(
+    context: GraphQLContext, nodes: Sequence[Pipeline]
+) -> list[JsBuilderConfig]:
+    """Each pipeline's collector settings, read only when selected."""
+    configs = []
+    for pipeline in nodes:
+        stored = pipelines.JsBuilderConfig.model_construct(
+            **pipeline.stored_js_builder_config
+        )
+        configs.append(
+            JsBuilderConfig(
+                script_filename=stored.script_filename,
+                global_variable=stored.global_variable,
+                delivery_method=ScriptDeliveryMethod(stored.delivery_method),
+                endpoint=stored.endpoint,
+                batch_size=stored.batch_size,
+                flush_interval_ms=stored.flush_interval_ms,
+            )
+        )
+    return configs
+
+
+async def identity_configs_of(
+    context: GraphQLContext, nodes: Sequence[Pipeline]
+) -> list[IdentityConfig]:
+    """Each pipeline's identity settings, read only when selected."""
+    configs = []
+    for pipeline in nodes:
+        stored = pipelines.IdentityConfig.model_construct(
+            **pipeline.stored_identity_config
+        )
+        configs.append(
+            IdentityConfig(
+                cross_domain_enabled=stored.cross_domain_enabled,
+                cross_domain_domains=stored.cross_domain_domains,
+            )
+        )
+    return configs
+
+
 async def integrations_of(
     context: GraphQLContext, pipelines: Sequence[Pipeline]
 ) -> list[list[PipelineIntegration]]:
@@ -112,12 +152,6 @@ class Pipeline:
         description="Named string values integrations refer to."
     )
     config: JSON = strawberry.field(description="Free-form settings.")
-    js_builder_config: JsBuilderConfig = strawberry.field(
-        description="How the JavaScript collector is built."
-    )
-    identity_config: IdentityConfig = strawberry.field(
-        description="How visitors are recognised across domains."
-    )
     challenge_token_required: bool = strawberry.field(
         description="Whether collectors must present a challenge token."
     )
@@ -132,12 +166,11 @@ class Pipeline:
     updated_at: datetime = strawberry.field(description="The last change.")
     org_id: strawberry.Private[str]
 
+    stored_js_builder_config: strawberry.Private[dict[str, Any]]
+    stored_identity_config: strawberry.Private[dict[str, Any]]
+
     @classmethod
     def from_row(cls, pipeline: PipelineRow) -> Pipeline:
-        builder = pipelines.JsBuilderConfig.model_construct(
-            **pipeline.js_builder_config
-        )
-        identity = pipelines.IdentityConfig.model_construct(**pipeline.identity_config)
         return cls(
             id=strawberry.ID(pipeline.id),
             name=pipeline.name,
@@ -150,18 +183,6 @@ class Pipeline:
             rate_limit_rps=pipeline.rate_limit_rps,
             parameters=JSON(pipeline.parameters),
             config=JSON(pipeline.config),
-            js_builder_config=JsBuilderConfig(
-                script_filename=builder.script_filename,
-                global_variable=builder.global_variable,
-                delivery_method=ScriptDeliveryMethod(builder.delivery_method),
-                endpoint=builder.endpoint,
-                batch_size=builder.batch_size,
-                flush_interval_ms=builder.flush_interval_ms,
-            ),
-            identity_config=IdentityConfig(
-                cross_domain_enabled=identity.cross_domain_enabled,
-                cross_domain_domains=identity.cross_domain_domains,
-            ),
             challenge_token_required=pipeline.challenge_token_required,
             previous_key_expires_at=pipeline.previous_key_expires_at,
             enabled=pipeline.enabled,
@@ -169,7 +190,19 @@ class Pipeline:
             created_at=pipeline.created_at,
             updated_at=pipeline.updated_at,
             org_id=pipeline.org_id,
+            stored_js_builder_config=pipeline.js_builder_config,
+            stored_identity_config=pipeline.identity_config,
         )
+
+    @query_field(description="How the JavaScript collector is built.")
+    @batched(js_builder_configs_of)
+    async def js_builder_config(self, info: Info) -> JsBuilderConfig:
+        return await one(js_builder_configs_of, info.context, self)  # type: ignore[no-any-return]
+
+    @query_field(description="How visitors are recognised across domains.")
+    @batched(identity_configs_of)
+    async def identity_config(self, info: Info) -> IdentityConfig:
+        return await one(identity_configs_of, info.context, self)  # type: ignore[no-any-return]
 
     @query_field(description="The templates attached to it, oldest first.")
     @batched(integrations_of)
