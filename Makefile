@@ -8,6 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changes.
@@ -17,12 +18,13 @@ INSTALLED_TEST := $(VENV)/.installed-test
 VENV_READY := $(VENV)/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format clean
+.PHONY: help run test lint format bench clean
 
 help:
 	@echo "make run     install, migrate, create a demo organisation, serve on :8084"
 	@echo "make test    run the test suite (PYTEST_ARGS=... is passed to pytest)"
 	@echo "make lint    ruff check, ruff format --check and mypy"
+	@echo "make bench   the read-path benchmark on PostgreSQL and Redis (bench/RESULTS.md)"
 	@echo "make format  sort imports and format the code"
 	@echo "make clean   remove the virtual environment and caches (keeps data)"
 
@@ -33,6 +35,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED_TEST)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(INSTALLED_TEST)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check .

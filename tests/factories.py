@@ -100,6 +100,24 @@ class Factory:
         created: dict[str, Any] = response.json()
         return created
 
+    async def invite(
+        self, member: Member, role: str = "editor", **fields: Any
+    ) -> dict[str, Any]:
+        """A user `member` invites through the API: the answer, with its
+        one-time `invite_token`."""
+        body = {
+            "email": unique_email(role),
+            "name": f"Invitee {next(_sequence)}",
+            "role": role,
+            **fields,
+        }
+        response = await self.client.post(
+            "/v1/admin/users", json=body, headers=member.headers
+        )
+        assert response.status_code == 201, response.text
+        invited: dict[str, Any] = response.json()
+        return invited
+
 
 def unique_email(role: str) -> str:
     return f"{role}-{uuid.uuid4().hex[:12]}@example.com"

@@ -22,9 +22,11 @@ from signal_admin.rest_compat import (
     auth,
     catalog,
     health,
+    organizations,
     pipeline_integrations,
     pipelines,
     templates,
+    users,
 )
 from signal_admin.rest_compat.errors import install_error_handlers
 from signal_admin.rest_compat.middleware import (
@@ -43,6 +45,7 @@ PUBLIC_PATHS = frozenset(
     for path in (
         "/auth/login",
         "/auth/refresh",
+        "/auth/accept-invite",
         "/openapi.json",
         "/docs",
     )
@@ -114,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog.router,
         templates.router,
         pipeline_integrations.router,
+        users.router,
+        organizations.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))

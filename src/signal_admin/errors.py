@@ -32,6 +32,9 @@ class DomainError(Exception):
     # Whether a GraphQL mutation reports it as a `userError` (something the
     # caller can fix in the input) rather than a top-level error.
     user_fixable: ClassVar[bool] = False
+    # Whole seconds after which the same request may succeed, for errors that
+    # pass with time; answered as `Retry-After`.
+    retry_after: int | None = None
 
     def __init__(
         self, message: str | None = None, details: list[FieldProblem] | None = None
@@ -218,3 +221,15 @@ class ServiceUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
     default_message = "The database is unavailable. Try again shortly."
+
+
+class TransactionConflict(ServiceUnavailable):
+    """The database broke a transaction off to settle a clash with a concurrent
+    one (a deadlock, a serialization failure, a row changed since it was read).
+    Nothing was written, so the same request can be sent again as it is."""
+
+    default_message = (
+        "A concurrent change collided with this one and nothing was written. "
+        "Send the request again."
+    )
+    retry_after = 1

@@ -9,9 +9,15 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.api.test_graphql_pipelines import error_codes, graphql, user_errors
+from tests.api.test_graphql_pipelines import (
+    GRAPHQL,
+    error_codes,
+    graphql,
+    user_errors,
+)
 from tests.api.test_query_counts import counted_selects
 from tests.factories import Factory, Member
+from tests.helpers import audit_entries
 
 MAPPING = {
     "envelope": {"events_path": None, "event_name_field": "event"},
@@ -279,3 +285,78 @@ async def test_a_viewer_sees_the_author_without_their_email(
 
     node = response.json()["data"]["integrationTemplates"]["edges"][0]["node"]
     assert node["latestRevision"]["createdBy"] == {"email": None}
+
+
+async def test_a_new_template_starts_at_version_one(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    query = """
+    mutation ($input: CreateIntegrationTemplateInput!) {
+      createIntegrationTemplate(input: $input) {
+        template { version createdAt updatedAt }
+      }
+    }
+    """
+
+    response = await graphql(
+        client,
+        org.owner,
+        query,
+        {"input": {"name": "Hook", "vendor": "webhook", "config": MAPPING}},
+    )
+
+    template = response.json()["data"]["createIntegrationTemplate"]["template"]
+    assert template["version"] == 1
+    assert template["updatedAt"] == template["createdAt"]
+
+
+async def test_a_cascade_delete_audits_every_row_it_removes(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    template_id = (await create_template(client, org.owner))["template"]["id"]
+    await create_revision(client, org.owner, template_id)
+    revisions = await client.get(
+        f"/v1/admin/integration-templates/{template_id}/revisions",
+        headers=org.owner.headers,
+    )
+    pipeline = await factory.pipeline(org.owner)
+    attached = await client.post(
+        f"/v1/admin/pipelines/{pipeline['id']}/integrations",
+        json={"integration_id": template_id},
+        headers=org.owner.headers,
+    )
+    mutation = """
+    mutation ($input: DeleteIntegrationTemplateInput!) {
+      deleteIntegrationTemplate(input: $input) { deletedId }
+    }
+    """
+
+    response = await client.post(
+        GRAPHQL,
+        json={
+            "query": mutation,
+            "variables": {"input": {"id": template_id, "cascade": True}},
+        },
+        headers={**org.owner.headers, "X-Request-ID": "graphql-cascade-1"},
+    )
+
+    entries = [
+        (entry.action, entry.resource_id)
+        for entry in await audit_entries(app, org.id)
+        if entry.request_id == "graphql-cascade-1"
+    ]
+    assert response.json()["data"]["deleteIntegrationTemplate"] == {
+        "deletedId": template_id
+    }
+    assert sorted(entries) == sorted(
+        [
+            ("integration_template.deleted", template_id),
+            *(
+                ("integration_revision.deleted", revision["id"])
+                for revision in revisions.json()["data"]
+            ),
+            ("pipeline_integration.deleted", attached.json()["id"]),
+        ]
+    )

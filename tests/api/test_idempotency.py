@@ -1,11 +1,13 @@
-"""`Idempotency-Key` on creation: one pipeline, however often the request is
-repeated."""
+"""`Idempotency-Key` on creation: one pipeline, revision or attachment, however
+often the request is repeated."""
 
 import asyncio
 
 from httpx import AsyncClient
 
 from tests.factories import Factory, error_code
+
+MAPPING = {"defaults": {"action": "pass"}}
 
 
 async def test_repeat_with_same_key_and_body_returns_the_first_answer(
@@ -99,6 +101,57 @@ async def test_concurrent_repeats_create_one_pipeline(
     assert {a.status_code for a in answers} <= {201, 409}
     assert {a.json()["id"] for a in created} == {listed.json()["data"][0]["id"]}
     assert len(listed.json()["data"]) == 1
+
+
+async def test_a_repeated_revision_with_the_same_key_writes_one_revision(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    template_id = await _template_id(client, org.owner.headers)
+    url = f"/v1/admin/integration-templates/{template_id}/revisions"
+    headers = {**org.owner.headers, "Idempotency-Key": "revise-1"}
+    body = {"config": MAPPING, "change_summary": "once"}
+
+    first = await client.post(url, json=body, headers=headers)
+    second = await client.post(url, json=body, headers=headers)
+    listed = await client.get(url, headers=org.owner.headers)
+
+    assert first.status_code == 201
+    assert second.status_code == 201
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert [r["revision_number"] for r in listed.json()["data"]] == [2, 1]
+
+
+async def test_a_repeated_attach_with_the_same_key_answers_the_first_attachment(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    template_id = await _template_id(client, org.owner.headers)
+    pipeline = await factory.pipeline(org.owner)
+    url = f"/v1/admin/pipelines/{pipeline['id']}/integrations"
+    headers = {**org.owner.headers, "Idempotency-Key": "attach-1"}
+    body = {"integration_id": template_id}
+
+    first = await client.post(url, json=body, headers=headers)
+    second = await client.post(url, json=body, headers=headers)
+    listed = await client.get(url, headers=org.owner.headers)
+
+    assert first.status_code == 201
+    assert second.status_code == 201
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert [a["id"] for a in listed.json()["data"]] == [first.json()["id"]]
+
+
+async def _template_id(client: AsyncClient, headers: dict[str, str]) -> str:
+    created = await client.post(
+        "/v1/admin/integration-templates",
+        json={"name": "Hook", "vendor": "webhook", "config": MAPPING},
+        headers=headers,
+    )
+    template_id: str = created.json()["template"]["id"]
+    return template_id
 
 
 async def _by_name(client: AsyncClient, headers: dict[str, str], name: str) -> str:

@@ -505,16 +505,20 @@ async def test_q_filter_takes_wildcards_literally(
     assert names == expected
 
 
-@pytest.mark.parametrize("params", [{"q": "\x00"}, {"label": "env:\x00"}])
-async def test_filter_text_no_pipeline_can_hold_matches_nothing(
-    client: AsyncClient, factory: Factory, params: dict[str, str]
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"q": "\x00"}, "q"), ({"label": ["env:prod", "env:\x00"]}, "labels.1")],
+)
+async def test_filter_text_no_database_can_hold_answers_validation_error(
+    client: AsyncClient, factory: Factory, params: dict[str, Any], field: str
 ) -> None:
     org = await factory.org()
-    await factory.pipeline(org.owner, labels=["env:prod"])
 
-    names = await _names(client, org.owner, **params)
+    response = await client.get(PIPELINES, params=params, headers=org.owner.headers)
 
-    assert names == []
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_ERROR"
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
 
 
 async def test_invalid_filter_value_answers_validation_error(

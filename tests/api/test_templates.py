@@ -319,3 +319,89 @@ async def test_revision_audit_entries_mask_secrets_in_the_diff(
     assert len(entries) == 2
     assert entries[1].changes["signing_secret"] == {"old": "***", "new": "***"}
     assert entries[1].changes["url"] == {"old": "https://example.com/hook", "new": None}
+
+
+async def test_a_new_template_starts_at_version_one(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    created = (await _template(client, org.owner))["template"]
+    installed = await client.post(
+        "/v1/admin/integration-catalog/ga4/install",
+        json={
+            "name": "GA4",
+            "config": {"measurement_id": "G-ABC123", "api_secret": "s"},
+        },
+        headers=org.owner.headers,
+    )
+    read = await client.get(f"{TEMPLATES}/{created['id']}", headers=org.owner.headers)
+
+    assert created["version"] == 1
+    assert created["updated_at"] == created["created_at"]
+    installed_template = installed.json()["template"]
+    assert installed_template["version"] == 1
+    assert installed_template["updated_at"] == installed_template["created_at"]
+    assert read.headers["ETag"] == '"v1"'
+
+
+async def test_a_new_revision_changes_the_template_version_once(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    template_id = (await _template(client, org.owner))["template"]["id"]
+
+    await client.post(
+        f"{TEMPLATES}/{template_id}/revisions",
+        json={"config": MAPPING},
+        headers=org.owner.headers,
+    )
+    read = await client.get(f"{TEMPLATES}/{template_id}", headers=org.owner.headers)
+
+    assert read.json()["version"] == 2
+    assert read.headers["ETag"] == '"v2"'
+
+
+async def test_a_cascade_delete_audits_every_row_it_removes(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    created = await _template(client, org.owner)
+    template_id = created["template"]["id"]
+    revision_ids = [created["revision"]["id"]]
+    for _ in range(2):
+        revised = await client.post(
+            f"{TEMPLATES}/{template_id}/revisions",
+            json={"config": MAPPING},
+            headers=org.owner.headers,
+        )
+        revision_ids.append(revised.json()["id"])
+    attachment_ids = []
+    for _ in range(2):
+        pipeline = await factory.pipeline(org.owner)
+        attached = await client.post(
+            f"/v1/admin/pipelines/{pipeline['id']}/integrations",
+            json={"integration_id": template_id},
+            headers=org.owner.headers,
+        )
+        attachment_ids.append(attached.json()["id"])
+
+    deleted = await client.delete(
+        f"{TEMPLATES}/{template_id}",
+        params={"cascade": "true"},
+        headers={**org.owner.headers, "X-Request-ID": "cascade-1"},
+    )
+
+    entries = [
+        entry
+        for entry in await audit_entries(app, org.id)
+        if entry.request_id == "cascade-1"
+    ]
+    assert deleted.status_code == 204
+    assert sorted((entry.action, entry.resource_id) for entry in entries) == sorted(
+        [
+            ("integration_template.deleted", template_id),
+            *(("integration_revision.deleted", rid) for rid in revision_ids),
+            *(("pipeline_integration.deleted", aid) for aid in attachment_ids),
+        ]
+    )

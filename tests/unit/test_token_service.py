@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 import jwt
 import pytest
 
 from signal_admin.errors import ExpiredToken, InvalidRefreshToken, InvalidToken
+from signal_admin.security import tokens
 from signal_admin.security.tokens import TokenService, digest, random_base62
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
@@ -29,6 +32,19 @@ def _issue_refresh(service: TokenService) -> str:
     return service.issue_refresh(
         user_id="usr_1", org_id="org_1", session_id="ses_1"
     ).token
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT decodes from now on, in order."""
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens.jwt, "decode", counted)
+    return decoded
 
 
 class TestVerifyAccess:
@@ -92,6 +108,77 @@ class TestVerifyAccess:
 
         with pytest.raises(InvalidToken):
             _service().verify_access(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+class TestRememberedAccessTokens:
+    def test_answers_the_same_claims_again(self) -> None:
+        service = _service()
+        token = _issue_access(service)
+
+        first = service.verify_access(token)
+        again = service.verify_access(token)
+
+        assert again == first
+
+    def test_refuses_a_remembered_token_once_it_expires(self) -> None:
+        now = [time.time()]
+        service = TokenService(
+            SECRET, access_ttl=900, refresh_ttl=900, leeway=5, clock=lambda: now[0]
+        )
+        token = _issue_access(service)
+        service.verify_access(token)
+        now[0] += 900 + 5
+
+        with pytest.raises(ExpiredToken):
+            service.verify_access(token)
+
+    def test_keeps_a_remembered_token_within_the_leeway(self) -> None:
+        now = [time.time()]
+        service = TokenService(
+            SECRET, access_ttl=900, refresh_ttl=900, leeway=5, clock=lambda: now[0]
+        )
+        token = _issue_access(service)
+        service.verify_access(token)
+        now[0] += 900 + 3
+
+        assert service.verify_access(token).user_id == "usr_1"
+
+    def test_refuses_a_remembered_token_with_another_signature(self) -> None:
+        service = _service()
+        token = _issue_access(service)
+        service.verify_access(token)
+        header, payload, signature = token.split(".")
+        altered = "A" if signature[0] != "A" else "B"
+
+        with pytest.raises(InvalidToken):
+            service.verify_access(f"{header}.{payload}.{altered}{signature[1:]}")
+
+    def test_verifies_again_the_oldest_of_more_tokens_than_it_keeps(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(tokens, "VERIFIED_TOKENS_KEPT", 2)
+        service = _service()
+        oldest, *others = [_issue_access(service) for _ in range(3)]
+        for token in (oldest, *others):
+            service.verify_access(token)
+        decoded = _count_decodes(monkeypatch)
+
+        service.verify_access(others[-1])
+        service.verify_access(oldest)
+
+        assert decoded == [oldest]
+
+    def test_does_not_remember_refresh_tokens(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        service = _service()
+        token = _issue_refresh(service)
+        service.verify_refresh(token)
+        decoded = _count_decodes(monkeypatch)
+
+        service.verify_refresh(token)
+
+        assert decoded == [token]
 
 
 class TestVerifyRefresh:

@@ -21,6 +21,16 @@ Path = Annotated[
     ),
 ]
 FieldType = Literal["string", "secret", "number", "boolean", "select", "url", "json"]
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "secret": str,
+    "url": str,
+    "select": str,
+    "number": (int, float),
+    "boolean": bool,
+    "json": (dict, list),
+}
+_URL = re.compile(r"https?://\S+")
 DeliveryMode = Literal["server_side", "client_side", "hybrid"]
 
 
@@ -47,6 +57,25 @@ class ConfigField(_Strict):
         if self.pattern is not None:
             re.compile(self.pattern)
         return self
+
+    def problem_with(self, value: Any) -> str | None:
+        """What is wrong with `value` as this field's setting, or None. A
+        `pattern` must match the whole value: a trailing newline is not
+        ignored."""
+        expected = _PYTHON_TYPES[self.type]
+        if not isinstance(value, expected) or (
+            self.type == "number" and isinstance(value, bool)
+        ):
+            return f"Expected a {self.type} value."
+        if not isinstance(value, str):
+            return None
+        if self.type == "url" and not _URL.fullmatch(value):
+            return "Expected an http(s) URL."
+        if self.type == "select" and self.options and value not in self.options:
+            return f"Expected one of {', '.join(self.options)}."
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return "The value does not have the expected format."
+        return None
 
 
 class Envelope(_Strict):

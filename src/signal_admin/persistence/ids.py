@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 from ulid import ULID
+
+from signal_admin.errors import NotFound
 
 
 def new_id(prefix: str) -> str:
@@ -11,3 +16,21 @@ def new_id(prefix: str) -> str:
 
 def has_prefix(value: str, prefix: str) -> bool:
     return value.startswith(f"{prefix}_") and len(value) == len(prefix) + 27
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id this service issues with
+    `prefix`: the prefix, `_` and a ULID in Crockford base32 capitals."""
+    return _id_pattern(prefix).fullmatch(value) is not None
+
+
+def check_id(value: str, prefix: str, kind: str) -> None:
+    """Refuse an id this service cannot have issued with 404, without asking
+    the database, which may refuse such text outright (a NUL character)."""
+    if not is_id(value, prefix):
+        raise NotFound(f"{kind} {value[:64]!r} was not found.")
+
+
+@cache
+def _id_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(prefix)}_[0-9A-HJKMNP-TV-Z]{{26}}")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from signal_admin.errors import FieldProblem, InvalidCursor, ValidationFailed
+from signal_admin.persistence.text import is_storable
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -46,6 +47,9 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     except (ValueError, binascii.Error, UnicodeError) as error:
         raise InvalidCursor() from error
     if not isinstance(key, dict) or not isinstance(key.get("id"), str):
+        raise InvalidCursor()
+    if not is_storable(key["id"]):
+        # No row holds such an id, and the database would refuse to compare it.
         raise InvalidCursor()
     return key
 

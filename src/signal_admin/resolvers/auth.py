@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import Principal, RequestContext, Services
 from signal_admin.resolvers.users import (
     ACTIVE,
+    INVITED,
     MAX_EMAIL_LENGTH,
     is_storable,
     name_problem,
@@ -49,6 +51,7 @@ from signal_admin.security.tokens import TokenClaims, digest
 log = structlog.get_logger(__name__)
 
 LOGIN_WINDOW_SECONDS = 60.0
+MAX_INVITE_TOKEN_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,28 +62,45 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
+# Built once: it runs on every authenticated request, and building it anew
+# would cost about as much as running it.
+_CALLER = (
+    select(
+        User.email,
+        User.role,
+        User.status,
+        User.deleted_at,
+        User.org_id,
+        AuthSession.revoked_at,
+    )
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+
+
 async def authenticate(services: Services, token: str) -> Principal:
     """The caller behind an access token: user and session in one query, so a
     disabled user or a revoked session is cut off at once."""
     claims = services.tokens.verify_access(token)
-    async with services.db.read() as session:
-        row = (
-            await session.execute(
-                select(User, AuthSession.revoked_at)
-                .join(AuthSession, AuthSession.user_id == User.id)
-                .where(User.id == claims.user_id, AuthSession.id == claims.session_id)
+    async with services.db.read_rows() as connection:
+        caller = (
+            await connection.execute(
+                _CALLER,
+                {"user_id": claims.user_id, "session_id": claims.session_id},
             )
         ).first()
-    if row is None:
-        raise InvalidToken()
-    user, revoked_at = row
-    if revoked_at is not None or not _may_sign_in(user) or user.org_id != claims.org_id:
+    if (
+        caller is None
+        or caller.revoked_at is not None
+        or not _may_sign_in(caller)
+        or caller.org_id != claims.org_id
+    ):
         raise InvalidToken()
     return Principal(
-        user_id=user.id,
-        org_id=user.org_id,
-        email=user.email,
-        role=user.role,
+        user_id=claims.user_id,
+        org_id=caller.org_id,
+        email=caller.email,
+        role=caller.role,
         session_id=claims.session_id,
         token_expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
     )
@@ -208,6 +228,113 @@ async def logout(ctx: RequestContext, refresh_token: str) -> None:
         )
 
 
+class InvalidInvite(InvalidToken):
+    """An invite token that opens no invitation: unknown, spent, replaced by a
+    newer one, or expired. The caller can fix it with a fresh invitation, so
+    GraphQL reports it in `userErrors`."""
+
+    default_message = "The invitation is unknown, already used or expired."
+    user_fixable = True
+
+
+async def accept_invite(
+    ctx: RequestContext, invite_token: str, password: str, name: str | None = None
+) -> TokenPair:
+    """Set an invited user's password (and name), make them active and sign
+    them in: the answer is the token pair of their first session."""
+    problems = [
+        problem
+        for problem in (
+            password_problem(password),
+            name_problem(name) if name is not None else None,
+        )
+        if problem is not None
+    ]
+    if problems:
+        raise ValidationFailed("The invitation cannot be accepted.", problems)
+    if len(invite_token) > MAX_INVITE_TOKEN_LENGTH or not is_storable(invite_token):
+        raise InvalidInvite()
+    token_hash = digest(invite_token)
+    async with ctx.db.read() as session:
+        if await _invited_user(session, token_hash) is None:
+            raise InvalidInvite()
+    password_hash = await hash_password(password)
+
+    async with ctx.db.transaction() as session:
+        user = await _invited_user(session, token_hash, lock=True)
+        if user is None:
+            # Accepted, replaced or voided while the password was being hashed.
+            raise InvalidInvite()
+        before = {"name": user.name, "status": user.status}
+        user.name = name.strip() if name is not None else user.name
+        user.status = ACTIVE
+        user.password_hash = password_hash
+        user.invite_token_hash = None
+        user.invite_expires_at = None
+        user.last_login_at = utc_now()
+        pair, session_id = await _open_session(ctx, session, user)
+        _record_acceptance(ctx, session, user, before, session_id)
+    log.info("user.invite_accepted", user_id=user.id, org_id=user.org_id)
+    return pair
+
+
+async def _open_session(
+    ctx: RequestContext, session: AsyncSession, user: User
+) -> tuple[TokenPair, str]:
+    auth_session = AuthSession(
+        id=new_id("ses"),
+        user_id=user.id,
+        org_id=user.org_id,
+        ip_address=ctx.meta.ip_address,
+        user_agent=ctx.meta.user_agent,
+    )
+    session.add(auth_session)
+    await session.flush()
+    return _issue_pair(ctx.services, session, user, auth_session.id), auth_session.id
+
+
+def _record_acceptance(
+    ctx: RequestContext,
+    session: AsyncSession,
+    user: User,
+    before: dict[str, str],
+    session_id: str,
+) -> None:
+    """Audit the acceptance and the sign-in it is, in the user's name."""
+    after = {"name": user.name, "status": user.status}
+    for action, changes in (
+        ("user.invite_accepted", audit.diff(before, after)),
+        ("auth.login", {}),
+    ):
+        audit.record(
+            session,
+            ctx,
+            action=action,
+            resource_type="user",
+            resource_id=user.id,
+            org_id=user.org_id,
+            changes=changes,
+            metadata={"session_id": session_id, "via": "invite"},
+            actor_id=user.id,
+            actor_email=user.email,
+        )
+
+
+async def _invited_user(
+    session: AsyncSession, token_hash: str, *, lock: bool = False
+) -> User | None:
+    """The user whose open invitation `token_hash` names, if any."""
+    statement = select(User).where(
+        User.invite_token_hash == token_hash,
+        User.status == INVITED,
+        User.deleted_at.is_(None),
+        User.invite_expires_at > utc_now(),
+    )
+    if lock:
+        statement = statement.with_for_update()
+    return await session.scalar(statement)
+
+
 async def get_me(ctx: RequestContext) -> User:
     principal = ctx.authenticated()
     async with ctx.db.read() as session:
@@ -311,7 +438,12 @@ async def revoke_sessions(
     await session.execute(statement.values(revoked_at=utc_now()))
 
 
-def _may_sign_in(user: User) -> bool:
+class _Account(Protocol):
+    status: str
+    deleted_at: datetime | None
+
+
+def _may_sign_in(user: _Account) -> bool:
     return user.status == ACTIVE and user.deleted_at is None
 
 

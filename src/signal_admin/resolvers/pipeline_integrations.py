@@ -8,8 +8,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Select, select
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from sqlalchemy import Select, delete, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +28,8 @@ from signal_admin.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.database import is_unique_violation, retried_on_conflict
+from signal_admin.persistence.ids import check_id, is_id, new_id
 from signal_admin.persistence.models import (
     IntegrationRevision,
     IntegrationTemplate,
@@ -31,31 +39,41 @@ from signal_admin.persistence.models import (
 from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import RequestContext, requires
-from signal_admin.resolvers.validation import parse
+from signal_admin.resolvers.validation import distinct, parse
 from signal_admin.security.permissions import Permission
 
 PARAMETER = re.compile(r"\{\{\s*pipeline_param\.([A-Za-z0-9_.-]+)\s*\}\}")
 Category = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
 ]
-Categories = Annotated[list[Category], Field(max_length=50)]
+Categories = Annotated[list[Category], Field(max_length=50), AfterValidator(distinct)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class AttachmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    integration_id: str
-    revision_id: str | None = None
+    integration_id: Reference
+    revision_id: Reference | None = None
     enabled: bool = True
     consent_categories: Categories = []
 
 
 class AttachmentUpdate(BaseModel):
+    """Fields left out stay as they are; a field named must hold a value."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    revision_id: str | None = None
+    revision_id: Reference | None = None
     enabled: bool | None = None
     consent_categories: Categories | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("This field cannot be null; leave it out to keep it.")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,7 @@ async def get_attachment(
     ctx: RequestContext, pipeline_id: str, attachment_id: str
 ) -> Attachment:
     principal = ctx.authenticated()
+    check_id(attachment_id, "pi", "Pipeline integration")
     async with ctx.db.read() as session:
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
         row = (
@@ -125,13 +144,19 @@ async def get_attachment(
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def attach(ctx: RequestContext, pipeline_id: str, data: Any) -> Attachment:
+    """Attach a template to a pipeline. The template is locked before the
+    pipeline, as every writer of a template's family locks it first; one
+    deleted meanwhile is reported as not found."""
     principal = ctx.authenticated()
     fields = parse(AttachmentCreate, data)
 
     async with ctx.db.transaction() as session:
-        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=True)
         template = await _template(session, principal.org_id, fields.integration_id)
+        pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=True)
+        if template is None:
+            raise _no_template(fields.integration_id)
         revision = await _pinnable(session, template, fields.revision_id)
         _check_parameters(revision, pipeline)
         row = PipelineIntegration(
@@ -149,7 +174,9 @@ async def attach(ctx: RequestContext, pipeline_id: str, data: Any) -> Attachment
             await session.flush()
         except IntegrityError as error:
             # The failed flush ended the transaction: use no loaded row here.
-            raise AlreadyExists(clash) from error
+            if is_unique_violation(error):
+                raise AlreadyExists(clash) from error
+            raise _no_template(fields.integration_id) from error
         attachment = Attachment(row, template, revision, pipeline.parameters)
         audit.record(
             session,
@@ -164,6 +191,7 @@ async def attach(ctx: RequestContext, pipeline_id: str, data: Any) -> Attachment
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def update_attachment(
     ctx: RequestContext,
     pipeline_id: str,
@@ -177,20 +205,12 @@ async def update_attachment(
     principal = ctx.authenticated()
     change = parse(AttachmentUpdate, data)
     named = change.model_dump(include=change.model_fields_set)
-    if any(named.get(key, "") is None for key in ("enabled", "consent_categories")):
-        raise ValidationFailed(
-            "Leave a field out to keep it.",
-            [
-                FieldProblem(key, "INVALID", "This field cannot be null.")
-                for key in ("enabled", "consent_categories")
-                if key in named and named[key] is None
-            ],
-        )
+    check_id(attachment_id, "pi", "Pipeline integration")
 
     async with ctx.db.transaction() as session:
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        template = await _template_of(session, pipeline.id, attachment_id)
         row = await _locked(session, pipeline.id, attachment_id, expected_version)
-        template = await session.get_one(IntegrationTemplate, row.template_id)
         revision = await session.get_one(IntegrationRevision, row.revision_id)
         before = _audited(Attachment(row, template, revision, pipeline.parameters))
         if named.get("revision_id"):
@@ -217,6 +237,7 @@ async def update_attachment(
 
 
 @requires(Permission.DELETE_CONFIGURATION)
+@retried_on_conflict
 async def detach(
     ctx: RequestContext,
     pipeline_id: str,
@@ -225,9 +246,11 @@ async def detach(
     expected_version: int | None = None,
 ) -> None:
     principal = ctx.authenticated()
+    check_id(attachment_id, "pi", "Pipeline integration")
 
     async with ctx.db.transaction() as session:
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
+        await _template_of(session, pipeline.id, attachment_id)
         row = await _locked(session, pipeline.id, attachment_id, expected_version)
         await remove(session, ctx, [row])
 
@@ -235,8 +258,20 @@ async def detach(
 async def remove(
     session: AsyncSession, ctx: RequestContext, rows: Sequence[PipelineIntegration]
 ) -> None:
-    """Delete attachments, one audit entry each (also for cascades)."""
+    """Delete attachments, one audit entry for each (also in cascades). One
+    that a concurrent transaction removed first is that one's to audit."""
+    if not rows:
+        return
+    removed = set(
+        await session.scalars(
+            delete(PipelineIntegration)
+            .where(PipelineIntegration.id.in_([row.id for row in rows]))
+            .returning(PipelineIntegration.id)
+        )
+    )
     for row in rows:
+        if row.id not in removed:
+            continue
         audit.record(
             session,
             ctx,
@@ -245,7 +280,6 @@ async def remove(
             resource_id=row.id,
             metadata={"pipeline_id": row.pipeline_id, "template_id": row.template_id},
         )
-        await session.delete(row)
     await session.flush()
 
 
@@ -271,6 +305,7 @@ def _view(row: Any, parameters: dict[str, str]) -> Attachment:
 async def _pipeline(
     session: AsyncSession, org_id: str, pipeline_id: str, *, lock: bool
 ) -> Pipeline:
+    check_id(pipeline_id, "pip", "Pipeline")
     statement = select(Pipeline).where(
         Pipeline.id == pipeline_id, Pipeline.org_id == org_id
     )
@@ -282,18 +317,48 @@ async def _pipeline(
 
 async def _template(
     session: AsyncSession, org_id: str, template_id: str
-) -> IntegrationTemplate:
-    template = await session.scalar(
-        select(IntegrationTemplate).where(
+) -> IntegrationTemplate | None:
+    """The template to attach, locked; None if the organisation has none of
+    that id (or it was deleted while this waited for the lock)."""
+    if not is_id(template_id, "tmpl"):
+        return None
+    template: IntegrationTemplate | None = await session.scalar(
+        select(IntegrationTemplate)
+        .where(
             IntegrationTemplate.id == template_id,
             IntegrationTemplate.org_id == org_id,
         )
+        .with_for_update()
+    )
+    return template
+
+
+def _no_template(template_id: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"Integration template {template_id} was not found.",
+        [FieldProblem("integration_id", "NOT_FOUND", "No such template.")],
+    )
+
+
+async def _template_of(
+    session: AsyncSession, pipeline_id: str, attachment_id: str
+) -> IntegrationTemplate:
+    """The template of an attachment, locked before the attachment is."""
+    template = await session.scalar(
+        select(IntegrationTemplate)
+        .where(
+            IntegrationTemplate.id
+            == select(PipelineIntegration.template_id)
+            .where(
+                PipelineIntegration.id == attachment_id,
+                PipelineIntegration.pipeline_id == pipeline_id,
+            )
+            .scalar_subquery()
+        )
+        .with_for_update()
     )
     if template is None:
-        raise ValidationFailed(
-            f"Integration template {template_id} was not found.",
-            [FieldProblem("integration_id", "NOT_FOUND", "No such template.")],
-        )
+        raise NotFound.of("Pipeline integration", attachment_id)
     return template
 
 
@@ -309,8 +374,10 @@ async def _pinnable(
         statement = statement.where(
             IntegrationRevision.revision_number == template.latest_revision
         )
-    else:
+    elif is_id(revision_id, "rev"):
         statement = statement.where(IntegrationRevision.id == revision_id)
+    else:
+        statement = statement.where(false())
     revision = await session.scalar(statement)
     if revision is None:
         raise ValidationFailed(

@@ -274,12 +274,13 @@ async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
     async with ctx.db.transaction() as session:
         slug = fields.slug or await _free_slug(session, principal.org_id, fields.name)
         await _check_unique(session, principal.org_id, fields.name, slug)
+        owner = secrets.Owner(principal.org_id, new_id("pip"))
         pipeline = Pipeline(
-            id=new_id("pip"),
+            id=owner.row_id,
             org_id=principal.org_id,
             slug=slug,
             pipeline_key=_new_key(),
-            key_secret_id=await secrets.store(ctx, session, principal.org_id, secret),
+            key_secret_id=await secrets.store(ctx, session, owner, secret),
             pipeline_key_secret_prefix=_secret_prefix(secret),
             **_stored_values(fields.model_dump(exclude={"slug"})),
         )
@@ -362,7 +363,7 @@ async def delete_pipeline(
         )
         await session.delete(pipeline)
         await session.flush()
-        await secrets.drop(session, secret_ids)
+        await secrets.drop(session, pipeline.org_id, [pipeline.id], secret_ids)
     log.info("pipeline.deleted", pipeline_id=pipeline_id, org_id=principal.org_id)
 
 
@@ -386,7 +387,8 @@ async def rotate_pipeline_key(
         )
         # Stored (and flushed) before the pipeline changes, so the pipeline is
         # written once and its version grows by one.
-        new_secret_id = await secrets.store(ctx, session, principal.org_id, secret)
+        owner = secrets.Owner(pipeline.org_id, pipeline.id)
+        new_secret_id = await secrets.store(ctx, session, owner, secret)
         retired = [pipeline.previous_key_secret_id]
         old_key, old_prefix = pipeline.pipeline_key, pipeline.pipeline_key_secret_prefix
         if grace_seconds:
@@ -417,7 +419,7 @@ async def rotate_pipeline_key(
             metadata={"grace_seconds": grace_seconds},
         )
         await session.flush()
-        await secrets.drop(session, retired)
+        await secrets.drop(session, pipeline.org_id, [pipeline.id], retired)
     log.info("pipeline.key_rotated", pipeline_id=pipeline.id, grace=grace_seconds)
     return PipelineWithSecret(pipeline, secret)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -12,7 +11,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from signal_admin.catalog.models import MappingDocument, Vendor
+from signal_admin.catalog.models import MappingDocument, Variant, Vendor
 from signal_admin.errors import (
     AlreadyExists,
     FieldProblem,
@@ -23,7 +22,8 @@ from signal_admin.errors import (
     RevisionConflict,
     ValidationFailed,
 )
-from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.database import retried_on_conflict
+from signal_admin.persistence.ids import check_id, is_id, new_id
 from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import (
     IntegrationRevision,
@@ -33,9 +33,10 @@ from signal_admin.persistence.models import (
     User,
 )
 from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers import audit, pipeline_integrations, secrets
 from signal_admin.resolvers.context import RequestContext, requires
-from signal_admin.resolvers.validation import check_document_size, parse
+from signal_admin.resolvers.validation import Problems, check_document_size, parse
 from signal_admin.security.permissions import Permission
 
 Name = Annotated[
@@ -95,7 +96,7 @@ class Rollout(BaseModel):
 class TemplateFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    vendor: str | None = None
+    vendor: VendorKey | None = None
     q: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
@@ -134,9 +135,14 @@ async def get_template(ctx: RequestContext, template_id: str) -> IntegrationTemp
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def create_template(ctx: RequestContext, data: Any) -> TemplateWithRevision:
-    fields = parse(TemplateCreate, data)
-    _check_config(fields.config)
+    problems = Problems()
+    fields = problems.parse(TemplateCreate, data)
+    problems.extend(
+        _config_problems(fields.config if fields else _given(data, "config", {}))
+    )
+    fields = problems.checked(fields)
 
     async with ctx.db.transaction() as session:
         template = await _new_template(
@@ -148,12 +154,13 @@ async def create_template(ctx: RequestContext, data: Any) -> TemplateWithRevisio
             secret_fields=sorted(set(fields.secret_fields)),
         )
         revision = await _new_revision(
-            ctx, session, template, fields.config, fields.delivery_mode, None
+            ctx, session, template, 1, fields.config, fields.delivery_mode, None
         )
     return TemplateWithRevision(template, revision)
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def install_from_catalog(
     ctx: RequestContext, vendor_key: str, data: Any
 ) -> TemplateWithRevision:
@@ -162,16 +169,7 @@ async def install_from_catalog(
     vendor = ctx.services.catalog.get(vendor_key)
     if vendor is None:
         raise NotFound(f"No vendor {vendor_key!r} is in the catalog.")
-    fields = parse(CatalogInstall, data)
-    variant = vendor.variant(fields.variant_key)
-    if variant is None:
-        raise ValidationFailed(
-            "The vendor has no such variant.",
-            [FieldProblem("variant_key", "INVALID_CHOICE", "Not one of its variants.")],
-        )
-    config = merged(variant.default_config, fields.config)
-    _check_connection_fields(vendor, config)
-    _check_config(config)
+    fields, variant, config = _installation(vendor, data)
 
     async with ctx.db.transaction() as session:
         template = await _new_template(
@@ -184,12 +182,13 @@ async def install_from_catalog(
             catalog=(vendor.key, variant.key),
         )
         revision = await _new_revision(
-            ctx, session, template, config, vendor.delivery_modes[0], None
+            ctx, session, template, 1, config, vendor.delivery_modes[0], None
         )
     return TemplateWithRevision(template, revision)
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def update_template(
     ctx: RequestContext,
     template_id: str,
@@ -228,6 +227,7 @@ async def update_template(
 
 
 @requires(Permission.DELETE_CONFIGURATION)
+@retried_on_conflict
 async def delete_template(
     ctx: RequestContext,
     template_id: str,
@@ -235,8 +235,9 @@ async def delete_template(
     cascade: bool = False,
     expected_version: int | None = None,
 ) -> None:
-    """Delete a template with its revisions and their secrets. While pipelines
-    use it, only `cascade` deletes it, detaching it from each of them."""
+    """Delete a template with its revisions and their secrets, one audit entry
+    for each row removed. While pipelines use it, only `cascade` deletes it,
+    detaching it from each of them."""
     principal = ctx.authenticated()
 
     async with ctx.db.transaction() as session:
@@ -245,9 +246,10 @@ async def delete_template(
         )
         attached = list(
             await session.scalars(
-                select(PipelineIntegration).where(
-                    PipelineIntegration.template_id == template.id
-                )
+                select(PipelineIntegration)
+                .where(PipelineIntegration.template_id == template.id)
+                .order_by(PipelineIntegration.id)
+                .with_for_update()
             )
         )
         if attached and not cascade:
@@ -256,12 +258,22 @@ async def delete_template(
                 "detach it first or delete with cascade=true."
             )
         await pipeline_integrations.remove(session, ctx, attached)
-        configs = await session.scalars(
-            select(IntegrationRevision.config).where(
-                IntegrationRevision.template_id == template.id
+        revisions = list(
+            await session.execute(
+                select(IntegrationRevision.id, IntegrationRevision.revision_number)
+                .where(IntegrationRevision.template_id == template.id)
+                .order_by(IntegrationRevision.revision_number)
             )
         )
-        owned = [sid for config in configs for sid in secrets.secret_ids(config)]
+        for revision_id, number in revisions:
+            audit.record(
+                session,
+                ctx,
+                action="integration_revision.deleted",
+                resource_type="integration_revision",
+                resource_id=revision_id,
+                metadata={"template_id": template.id, "revision_number": number},
+            )
         audit.record(
             session,
             ctx,
@@ -273,7 +285,9 @@ async def delete_template(
         )
         await session.delete(template)
         await session.flush()
-        await secrets.drop(session, owned)
+        await secrets.drop(
+            session, template.org_id, [revision_id for revision_id, _ in revisions]
+        )
 
 
 @requires(Permission.READ_CONFIGURATION)
@@ -306,6 +320,8 @@ async def get_revision(
     ctx: RequestContext, template_id: str, revision_id: str
 ) -> IntegrationRevision:
     principal = ctx.authenticated()
+    check_id(template_id, "tmpl", "Integration template")
+    check_id(revision_id, "rev", "Revision")
     async with ctx.db.read() as session:
         revision = await session.scalar(
             select(IntegrationRevision).where(
@@ -320,14 +336,19 @@ async def get_revision(
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def create_revision(
     ctx: RequestContext, template_id: str, data: Any
 ) -> IntegrationRevision:
     """Write the template's next revision. Numbers never skip or repeat: the
     template row is locked while the next one is taken."""
     principal = ctx.authenticated()
-    fields = parse(RevisionCreate, data)
-    _check_config(fields.config)
+    problems = Problems()
+    fields = problems.parse(RevisionCreate, data)
+    problems.extend(
+        _config_problems(fields.config if fields else _given(data, "config", None))
+    )
+    fields = problems.checked(fields)
 
     async with ctx.db.transaction() as session:
         template = await _locked(session, principal.org_id, template_id, None)
@@ -341,6 +362,7 @@ async def create_revision(
             ctx,
             session,
             template,
+            template.latest_revision + 1,
             fields.config,
             fields.delivery_mode,
             fields.change_summary,
@@ -349,6 +371,7 @@ async def create_revision(
 
 
 @requires(Permission.WRITE_CONFIGURATION)
+@retried_on_conflict
 async def rollout(
     ctx: RequestContext, template_id: str, data: Any
 ) -> list[pipeline_integrations.Attachment]:
@@ -359,11 +382,15 @@ async def rollout(
 
     async with ctx.db.transaction() as session:
         template = await _locked(session, principal.org_id, template_id, None)
-        revision = await session.scalar(
-            select(IntegrationRevision).where(
-                IntegrationRevision.id == fields.revision_id,
-                IntegrationRevision.template_id == template.id,
+        revision = (
+            await session.scalar(
+                select(IntegrationRevision).where(
+                    IntegrationRevision.id == fields.revision_id,
+                    IntegrationRevision.template_id == template.id,
+                )
             )
+            if is_id(fields.revision_id, "rev")
+            else None
         )
         if revision is None:
             raise ValidationFailed(
@@ -415,7 +442,8 @@ async def _rollout_targets(
         .join(Pipeline, Pipeline.id == PipelineIntegration.pipeline_id)
         .where(PipelineIntegration.template_id == template.id)
         .order_by(PipelineIntegration.id)
-        .with_for_update()
+        # The attachments only: a pipeline is locked before its attachments.
+        .with_for_update(of=PipelineIntegration)
     )
     if pipeline_ids is not None:
         statement = statement.where(PipelineIntegration.pipeline_id.in_(pipeline_ids))
@@ -479,6 +507,9 @@ async def _new_template(
     catalog: tuple[str, str] | None = None,
 ) -> IntegrationTemplate:
     principal = ctx.authenticated()
+    now = utc_now()
+    # Written together with its revision 1, so that the template starts at
+    # version 1 with `updated_at` equal to `created_at`.
     template = IntegrationTemplate(
         id=new_id("tmpl"),
         org_id=principal.org_id,
@@ -488,7 +519,9 @@ async def _new_template(
         catalog_vendor_key=catalog[0] if catalog else None,
         catalog_variant_key=catalog[1] if catalog else None,
         secret_fields=secret_fields,
-        latest_revision=0,
+        latest_revision=1,
+        created_at=now,
+        updated_at=now,
     )
     session.add(template)
     await _flush_unique(session, name)
@@ -507,25 +540,31 @@ async def _new_revision(
     ctx: RequestContext,
     session: AsyncSession,
     template: IntegrationTemplate,
+    number: int,
     config: dict[str, Any],
     delivery_mode: str,
     change_summary: str | None,
 ) -> IntegrationRevision:
-    previous = await session.scalar(
-        select(IntegrationRevision.config).where(
-            IntegrationRevision.template_id == template.id,
-            IntegrationRevision.revision_number == template.latest_revision,
+    """Write revision `number` of a locked (or new) template."""
+    previous = None
+    if number > 1:
+        previous = await session.scalar(
+            select(IntegrationRevision).where(
+                IntegrationRevision.template_id == template.id,
+                IntegrationRevision.revision_number == number - 1,
+            )
         )
-    )
+    owner = secrets.Owner(template.org_id, new_id("rev"))
     stored = await secrets.seal(
-        ctx, session, template.org_id, config, template.secret_fields, previous
+        ctx, session, owner, config, template.secret_fields, previous
     )
-    template.latest_revision += 1
+    if template.latest_revision != number:
+        template.latest_revision = number
     revision = IntegrationRevision(
-        id=new_id("rev"),
+        id=owner.row_id,
         template_id=template.id,
         org_id=template.org_id,
-        revision_number=template.latest_revision,
+        revision_number=number,
         config=stored,
         delivery_mode=delivery_mode,
         change_summary=change_summary,
@@ -539,7 +578,7 @@ async def _new_revision(
         action="integration_revision.created",
         resource_type="integration_revision",
         resource_id=revision.id,
-        changes=_revision_changes(previous or {}, config, stored),
+        changes=_revision_changes(previous.config if previous else {}, config, stored),
         metadata={
             "template_id": template.id,
             "revision_number": revision.revision_number,
@@ -561,25 +600,57 @@ def _revision_changes(
     return changes
 
 
-def _check_config(config: dict[str, Any]) -> None:
+def _installation(
+    vendor: Vendor, data: Any
+) -> tuple[CatalogInstall, Variant, dict[str, Any]]:
+    """An install's fields, its variant and the config it yields: the
+    variant's default config with the given config merged over it. The body,
+    the connection fields and the mapping document are all checked, even when
+    the body itself does not fit, and one error names every problem."""
+    problems = Problems()
+    fields = problems.parse(CatalogInstall, data)
+    key = fields.variant_key if fields else _given(data, "variant_key", "default")
+    variant = vendor.variant(key) if isinstance(key, str) else None
+    if variant is None:
+        problems.add("variant_key", "INVALID_CHOICE", "Not one of its variants.")
+    given = fields.config if fields else _given(data, "config", {})
+    config = None
+    if isinstance(given, dict):
+        config = merged(variant.default_config if variant else {}, given)
+        problems.extend(_connection_problems(vendor, config))
+        problems.extend(_config_problems(config))
+    return problems.checked(fields), problems.checked(variant), problems.checked(config)
+
+
+def _given(data: Any, key: str, default: Any) -> Any:
+    """A field of a body that did not validate as a whole, as sent."""
+    return data.get(key, default) if isinstance(data, Mapping) else None
+
+
+def _config_problems(config: Any) -> list[FieldProblem]:
+    """What keeps `config` from being a mapping document; nothing for a
+    config that is not even an object, which its model reports."""
+    if not isinstance(config, dict):
+        return []
     problems: list[FieldProblem] = []
     try:
         check_document_size(config)
     except ValueError as error:
         problems.append(FieldProblem("config", "TOO_LARGE", str(error)))
+    problems += secrets.reference_problems(config, "config")
     try:
         MappingDocument.model_validate(config)
     except ValidationError as error:
         for problem in error.errors(include_url=False):
-            path = ".".join(str(part) for part in problem["loc"])
-            problems.append(
-                FieldProblem(f"config.{path}", "INVALID", str(problem["msg"]))
-            )
-    if problems:
-        raise ValidationFailed("The config is not a valid mapping document.", problems)
+            if problem["type"] == "string_unicode":
+                continue  # unstorable text, which the input's own check names
+            path = ".".join(["config", *(str(part) for part in problem["loc"])])
+            problems.append(FieldProblem(path, "INVALID", str(problem["msg"])))
+    return problems
 
 
-def _check_connection_fields(vendor: Vendor, config: dict[str, Any]) -> None:
+def _connection_problems(vendor: Vendor, config: dict[str, Any]) -> list[FieldProblem]:
+    """Every connection field of `vendor` that `config` misses or mistypes."""
     problems: list[FieldProblem] = []
     for field in vendor.config_fields:
         value = config.get(field.key)
@@ -590,38 +661,10 @@ def _check_connection_fields(vendor: Vendor, config: dict[str, Any]) -> None:
                     FieldProblem(path, "REQUIRED", f"{field.label} is required.")
                 )
             continue
-        problem = _field_problem(field.type, field.pattern, field.options, value)
+        problem = field.problem_with(value)
         if problem:
             problems.append(FieldProblem(path, "INVALID", problem))
-    if problems:
-        raise ValidationFailed("The config misses or mistypes fields.", problems)
-
-
-def _field_problem(
-    field_type: str, pattern: str | None, options: list[str] | None, value: Any
-) -> str | None:
-    expected: dict[str, type | tuple[type, ...]] = {
-        "string": str,
-        "secret": str,
-        "url": str,
-        "select": str,
-        "number": (int, float),
-        "boolean": bool,
-        "json": (dict, list),
-    }
-    if not isinstance(value, expected[field_type]) or (
-        field_type == "number" and isinstance(value, bool)
-    ):
-        return f"Expected a {field_type} value."
-    if not isinstance(value, str):
-        return None
-    if field_type == "url" and not re.match(r"^https?://\S+$", value):
-        return "Expected an http(s) URL."
-    if field_type == "select" and options and value not in options:
-        return f"Expected one of {', '.join(options)}."
-    if pattern and not re.search(pattern, value):
-        return "The value does not have the expected format."
-    return None
+    return problems
 
 
 def _filtered(statement: Select[Any], filters: TemplateFilter) -> Select[Any]:
@@ -635,6 +678,7 @@ def _filtered(statement: Select[Any], filters: TemplateFilter) -> Select[Any]:
 async def _template(
     session: AsyncSession, org_id: str, template_id: str
 ) -> IntegrationTemplate:
+    check_id(template_id, "tmpl", "Integration template")
     template = await session.scalar(
         select(IntegrationTemplate).where(
             IntegrationTemplate.id == template_id,
@@ -649,6 +693,7 @@ async def _template(
 async def _locked(
     session: AsyncSession, org_id: str, template_id: str, expected_version: int | None
 ) -> IntegrationTemplate:
+    check_id(template_id, "tmpl", "Integration template")
     template = await session.scalar(
         select(IntegrationTemplate)
         .where(

@@ -1,4 +1,5 @@
-"""Authentication routes: login, refresh, logout, and the caller's profile."""
+"""Authentication routes: login, refresh, logout, accepting an invitation, and
+the caller's profile."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ class RefreshBody(BaseModel):
     refresh_token: Annotated[str, Field(max_length=4096)]
 
 
+class AcceptInviteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invite_token: Annotated[str, Field(max_length=4096)]
+    password: Password
+    name: Annotated[str, Field(max_length=1024)] | None = None
+
+
 class MeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(max_length=1024)] | None = None
@@ -51,6 +59,7 @@ class UserOut(BaseModel):
     role: str
     status: str
     last_login_at: str | None
+    version: int
     created_at: str
     updated_at: str
 
@@ -73,6 +82,7 @@ def user_body(user: User) -> dict[str, Any]:
         "role": user.role,
         "status": user.status,
         "last_login_at": format_timestamp(user.last_login_at),
+        "version": user.version,
         "created_at": format_timestamp(user.created_at),
         "updated_at": format_timestamp(user.updated_at),
     }
@@ -95,6 +105,15 @@ async def logout(ctx: Context, body: RefreshBody) -> Response:
     """Revoke the session a refresh token belongs to, with its access tokens."""
     await auth.logout(ctx, body.refresh_token)
     return Response(status_code=204)
+
+
+@router.post("/auth/accept-invite", response_model=TokenPairOut)
+async def accept_invite(ctx: Caller, body: AcceptInviteBody) -> dict[str, Any]:
+    """Accept an invitation: set a password, become active, and sign in."""
+    pair = await auth.accept_invite(
+        ctx, body.invite_token, body.password, name=body.name
+    )
+    return token_pair_body(pair)
 
 
 @router.get("/me", response_model=UserOut)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from signal_admin.catalog.models import Category, Vendor
 from signal_admin.resolvers import catalog, templates
 from signal_admin.resolvers.catalog import CatalogFilter
 from signal_admin.resolvers.templates import CatalogInstall
-from signal_admin.resolvers.validation import parse
+from signal_admin.resolvers.validation import Unparsed, parse
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
@@ -20,24 +21,21 @@ from signal_admin.rest_compat.dependencies import (
     permitted,
 )
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
-from signal_admin.rest_compat.lists import list_body
+from signal_admin.rest_compat.lists import list_response
 from signal_admin.rest_compat.schemas import VendorList
 from signal_admin.rest_compat.templates import created_body
 
 router = APIRouter(prefix=f"{API_PREFIX}/integration-catalog", tags=["Catalog"])
 
 
-def vendor_body(vendor: Vendor, *, full: bool = True) -> dict[str, Any]:
-    """A vendor; list items leave out its config fields and variants."""
-    body = vendor.model_dump(exclude={"config_fields", "variants"})
-    if full:
-        body["config_fields"] = [
-            field.model_dump(exclude_none=True) for field in vendor.config_fields
-        ]
-        body["variants"] = [
-            variant.model_dump(by_alias=True) for variant in vendor.variants
-        ]
-    return body
+def vendor_summary(vendor: Vendor) -> dict[str, Any]:
+    """A vendor as a list item: without its config fields and variants."""
+    return vendor.model_dump(mode="json", exclude={"config_fields", "variants"})
+
+
+def vendor_body(vendor: Vendor) -> dict[str, Any]:
+    """A vendor with its config fields and variants, every field present."""
+    return vendor.model_dump(mode="json", by_alias=True)
 
 
 @router.get(
@@ -50,11 +48,11 @@ async def list_vendors(
     category: Category | None = None,
     status: Literal["ga", "beta"] | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """List the vendors that ship with the service, by key."""
     filters = parse(CatalogFilter, {"category": category, "status": status, "q": q})
     page = await catalog.list_vendors(ctx, filters, cursor=cursor, limit=limit)
-    return list_body(page, lambda vendor: vendor_body(vendor, full=False))
+    return list_response(page, vendor_summary)
 
 
 @router.get(
@@ -63,9 +61,9 @@ async def list_vendors(
     response_model_by_alias=True,
     dependencies=[permitted(catalog.get_vendor)],
 )
-async def get_vendor(ctx: Context, vendor_key: str) -> dict[str, Any]:
+async def get_vendor(ctx: Context, vendor_key: str) -> JSONResponse:
     """One vendor with its config fields and variants."""
-    return vendor_body(await catalog.get_vendor(ctx, vendor_key))
+    return JSONResponse(vendor_body(await catalog.get_vendor(ctx, vendor_key)))
 
 
 @router.post(
@@ -77,7 +75,7 @@ async def install(
     ctx: Context,
     request: Request,
     vendor_key: str,
-    body: CatalogInstall,
+    body: Annotated[CatalogInstall, Unparsed],
     key: IdempotencyKey = None,
 ) -> Response:
     """Create a template from a vendor and revision 1 of its config, at once."""

@@ -45,7 +45,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
         if location and location[0] in _LOCATIONS:
             location = location[1:]
         problems.append({**problem, "loc": tuple(location)})
-    return error_response(error_from_problems(problems))
+    return error_response(error_from_problems(problems, given=error.body))
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

@@ -19,7 +19,6 @@ from signal_admin.errors import (
     DomainError,
     InternalError,
     PayloadTooLarge,
-    RateLimited,
     UnsupportedMediaType,
 )
 from signal_admin.metrics import REQUEST_SECONDS, REQUESTS
@@ -253,7 +252,7 @@ async def send_error(
 def error_headers(error: DomainError) -> dict[str, str]:
     """Headers an error answer carries besides the envelope."""
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="signal-admin"'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from signal_admin.persistence.types import format_timestamp
@@ -24,7 +24,8 @@ from signal_admin.rest_compat.dependencies import (
     etag,
     permitted,
 )
-from signal_admin.rest_compat.lists import list_body
+from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
+from signal_admin.rest_compat.lists import list_response
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/pipelines/{{pipeline_id}}/integrations",
@@ -61,25 +62,37 @@ def _one(attachment: Attachment, status_code: int = 200) -> JSONResponse:
     )
 
 
-@router.get("", dependencies=[permitted(pipeline_integrations.list_attachments)])
+@router.get(
+    "",
+    response_model=dict[str, Any],
+    dependencies=[permitted(pipeline_integrations.list_attachments)],
+)
 async def list_attachments(
     ctx: Context, pipeline_id: str, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The integrations attached to a pipeline, oldest first."""
     page = await pipeline_integrations.list_attachments(
         ctx, pipeline_id, cursor=cursor, limit=limit
     )
-    return list_body(page, attachment_body)
+    return list_response(page, attachment_body)
 
 
 @router.post(
     "", status_code=201, dependencies=[permitted(pipeline_integrations.attach)]
 )
 async def attach(
-    ctx: Context, pipeline_id: str, body: AttachmentCreate
-) -> JSONResponse:
+    ctx: Context,
+    request: Request,
+    pipeline_id: str,
+    body: AttachmentCreate,
+    key: IdempotencyKey = None,
+) -> Response:
     """Attach a template, pinned to a revision (the latest when none is given)."""
-    return _one(await pipeline_integrations.attach(ctx, pipeline_id, body), 201)
+
+    async def create() -> Response:
+        return _one(await pipeline_integrations.attach(ctx, pipeline_id, body), 201)
+
+    return await idempotent(ctx, request, key, create)
 
 
 @router.get(

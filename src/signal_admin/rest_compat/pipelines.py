@@ -29,7 +29,7 @@ from signal_admin.rest_compat.dependencies import (
     permitted,
 )
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
-from signal_admin.rest_compat.lists import list_body
+from signal_admin.rest_compat.lists import list_response
 from signal_admin.rest_compat.schemas import (
     PipelineList,
     PipelineOut,
@@ -86,13 +86,13 @@ async def list_pipelines(
     type: PipelineType | None = None,
     enabled: bool | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """List the organisation's pipelines, oldest first."""
     filters = parse(
         PipelineFilter, {"labels": label, "type": type, "enabled": enabled, "q": q}
     )
     page = await pipelines.list_pipelines(ctx, filters, cursor=cursor, limit=limit)
-    return list_body(page, pipeline_body)
+    return list_response(page, pipeline_body)
 
 
 @router.post(

@@ -19,7 +19,7 @@ from signal_admin.resolvers.templates import (
     TemplateUpdate,
     TemplateWithRevision,
 )
-from signal_admin.resolvers.validation import parse
+from signal_admin.resolvers.validation import Unparsed, parse
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
@@ -31,7 +31,7 @@ from signal_admin.rest_compat.dependencies import (
     permitted,
 )
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
-from signal_admin.rest_compat.lists import list_body
+from signal_admin.rest_compat.lists import list_response
 from signal_admin.rest_compat.pipeline_integrations import attachment_body
 
 _REVISION = "/{template_id}/revisions/{revision_id}"
@@ -88,23 +88,30 @@ def _one(template: IntegrationTemplate) -> JSONResponse:
     )
 
 
-@router.get("", dependencies=[permitted(templates.list_templates)])
+@router.get(
+    "",
+    response_model=dict[str, Any],
+    dependencies=[permitted(templates.list_templates)],
+)
 async def list_templates(
     ctx: Context,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     vendor: str | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """List the organisation's integration templates, oldest first."""
     filters = parse(TemplateFilter, {"vendor": vendor, "q": q})
     page = await templates.list_templates(ctx, filters, cursor=cursor, limit=limit)
-    return list_body(page, template_body)
+    return list_response(page, template_body)
 
 
 @router.post("", status_code=201, dependencies=[permitted(templates.create_template)])
 async def create_template(
-    ctx: Context, request: Request, body: TemplateCreate, key: IdempotencyKey = None
+    ctx: Context,
+    request: Request,
+    body: Annotated[TemplateCreate, Unparsed],
+    key: IdempotencyKey = None,
 ) -> Response:
     """Create a template and its revision 1."""
 
@@ -148,14 +155,16 @@ async def delete_template(
 
 
 @router.get(
-    "/{template_id}/revisions", dependencies=[permitted(templates.list_revisions)]
+    "/{template_id}/revisions",
+    response_model=dict[str, Any],
+    dependencies=[permitted(templates.list_revisions)],
 )
 async def list_revisions(
     ctx: Context, template_id: str, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
-) -> dict[str, Any]:
+) -> JSONResponse:
     """A template's revisions, newest first."""
     page = await templates.list_revisions(ctx, template_id, cursor=cursor, limit=limit)
-    return list_body(page, revision_body)
+    return list_response(page, revision_body)
 
 
 @router.post(
@@ -164,29 +173,43 @@ async def list_revisions(
     dependencies=[permitted(templates.create_revision)],
 )
 async def create_revision(
-    ctx: Context, template_id: str, body: RevisionCreate
-) -> JSONResponse:
+    ctx: Context,
+    request: Request,
+    template_id: str,
+    body: Annotated[RevisionCreate, Unparsed],
+    key: IdempotencyKey = None,
+) -> Response:
     """Write the next revision; `"***"` for a secret keeps its previous value."""
-    revision = await templates.create_revision(ctx, template_id, body)
-    return JSONResponse(revision_body(revision), status_code=201)
+
+    async def create() -> Response:
+        revision = await templates.create_revision(ctx, template_id, body)
+        return JSONResponse(revision_body(revision), status_code=201)
+
+    return await idempotent(ctx, request, key, create)
 
 
 @router.get(
     "/{template_id}/revisions/{revision_id}",
+    response_model=dict[str, Any],
     dependencies=[permitted(templates.get_revision)],
 )
 async def get_revision(
     ctx: Context, template_id: str, revision_id: str
-) -> dict[str, Any]:
+) -> JSONResponse:
     """One revision."""
-    return revision_body(await templates.get_revision(ctx, template_id, revision_id))
+    revision = await templates.get_revision(ctx, template_id, revision_id)
+    return JSONResponse(revision_body(revision))
 
 
-@router.post("/{template_id}/rollout", dependencies=[permitted(templates.rollout)])
-async def rollout(ctx: Context, template_id: str, body: Rollout) -> dict[str, Any]:
+@router.post(
+    "/{template_id}/rollout",
+    response_model=dict[str, Any],
+    dependencies=[permitted(templates.rollout)],
+)
+async def rollout(ctx: Context, template_id: str, body: Rollout) -> JSONResponse:
     """Pin one revision on every pipeline using the template (or those listed)."""
     moved = await templates.rollout(ctx, template_id, body)
-    return {"data": [attachment_body(attachment) for attachment in moved]}
+    return JSONResponse({"data": [attachment_body(attachment) for attachment in moved]})
 
 
 @router.put(_REVISION, operation_id="replace_revision", status_code=405)

@@ -53,7 +53,13 @@ class User:
     role: Role = strawberry.field(description="What the user may do.")
     status: UserStatus = strawberry.field(description="Whether the user can sign in.")
     last_login_at: datetime | None = strawberry.field(
-        description="The last successful sign-in; null if never."
+        description=(
+            "The last successful sign-in; null if never, and for callers who "
+            "may not read users."
+        )
+    )
+    version: int = strawberry.field(
+        description="1, then one more on every change; pass it as expectedVersion."
     )
     created_at: datetime = strawberry.field(description="When the user was added.")
     updated_at: datetime = strawberry.field(description="The last change.")
@@ -68,6 +74,7 @@ class User:
             role=Role(user.role),
             status=UserStatus(user.status),
             last_login_at=user.last_login_at,
+            version=user.version,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )
@@ -116,6 +123,18 @@ class LogoutInput:
     )
 
 
+@strawberry.input(description="An invitation to accept, and the password to set.")
+class AcceptInviteInput:
+    invite_token: str = strawberry.field(
+        description="The token createUser or reinviteUser gave for this user."
+    )
+    password: str = strawberry.field(description="The password, 12 to 256 characters.")
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The name to go by; the one the invitation gave when left out.",
+    )
+
+
 @strawberry.input(description="A new name, or a password change, or both.")
 class UpdateMeInput:
     name: str | None = strawberry.field(
@@ -158,6 +177,20 @@ class LogoutPayload:
     user_errors: list[UserError] = strawberry.field(
         default_factory=list,
         description="Why the session could not be ended; empty on success.",
+    )
+
+
+@strawberry.type(description="The result of acceptInvite.")
+class AcceptInvitePayload:
+    token_pair: TokenPair | None = strawberry.field(
+        default=None, description="The first session's tokens; null on failure."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=(
+            "What to fix, e.g. INVALID_TOKEN for an unknown, used or expired "
+            "invitation."
+        ),
     )
 
 
@@ -226,6 +259,25 @@ class AuthMutation:
         except DomainError as error:
             return LogoutPayload(user_errors=user_errors_or_raise(error))
         return LogoutPayload()
+
+    @mutation_field(
+        description=(
+            "Accept an invitation: set a password, become active and sign in. "
+            "Needs no access token."
+        )
+    )
+    async def accept_invite(
+        self,
+        info: Info,
+        input: Annotated[
+            AcceptInviteInput, strawberry.argument(description="The invitation.")
+        ],
+    ) -> AcceptInvitePayload | None:
+        try:
+            pair = await auth.accept_invite(info.context.request, **given(input))
+        except DomainError as error:
+            return AcceptInvitePayload(user_errors=user_errors_or_raise(error))
+        return AcceptInvitePayload(token_pair=TokenPair.from_pair(pair))
 
     @mutation_field(
         description=(

@@ -153,7 +153,7 @@ def rate_limit_of(errors: Sequence[GraphQLError]) -> RateLimited | None:
 
 def _extensions(error: DomainError) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": error.code}
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:
         extensions["retryAfter"] = error.retry_after
     return extensions
 

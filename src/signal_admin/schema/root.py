@@ -14,20 +14,34 @@ from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.execution import PlannedExecutionContext
+from signal_admin.schema.organizations import OrganizationMutation, OrganizationQuery
 from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
 from signal_admin.schema.templates import TemplatesMutation, TemplatesQuery
+from signal_admin.schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type(description="What can be read.")
-class Query(AuthQuery, PipelinesQuery, CatalogQuery, TemplatesQuery):
+class Query(
+    AuthQuery,
+    OrganizationQuery,
+    PipelinesQuery,
+    CatalogQuery,
+    TemplatesQuery,
+    UsersQuery,
+):
     pass
 
 
 @strawberry.type(description="What can be changed; each field runs in turn.")
 class Mutation(
-    AuthMutation, PipelinesMutation, TemplatesMutation, PipelineIntegrationsMutation
+    AuthMutation,
+    PipelinesMutation,
+    TemplatesMutation,
+    PipelineIntegrationsMutation,
+    UsersMutation,
+    OrganizationMutation,
 ):
     pass
 

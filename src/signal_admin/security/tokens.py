@@ -3,6 +3,12 @@
 Verification pins the algorithm, requires every claim the service relies on and
 allows a few seconds of clock leeway; the caller learns only *why* a token was
 refused as one of the domain errors.
+
+Access tokens come back on every request, so the claims of the ones verified
+recently are kept, keyed by the whole token: only the exact string whose
+signature was checked can hit, its expiry is checked again on every use, and
+a token that fails verification is never kept. What a token grants is not
+cached: the caller's session and user are still read on every request.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +35,8 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "jti", "type"]
 
 MAX_TOKEN_LENGTH = 4096
+# Verified access tokens remembered per process: at most ~4 MiB of tokens.
+VERIFIED_TOKENS_KEPT = 1024
 LAST_TIMESTAMP = 253_402_300_800  # 10000-01-01T00:00:00Z
 
 TokenType = Literal["access", "refresh"]
@@ -52,13 +61,24 @@ class IssuedToken:
 
 
 class TokenService:
+    """Issues and verifies tokens. `clock` is the time a remembered token's
+    expiry is checked against; tests move it."""
+
     def __init__(
-        self, secret: str, *, access_ttl: int, refresh_ttl: int, leeway: int
+        self,
+        secret: str,
+        *,
+        access_ttl: int,
+        refresh_ttl: int,
+        leeway: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._leeway = leeway
+        self._clock = clock
+        self._verified: dict[str, TokenClaims] = {}
 
     def issue_access(
         self, *, user_id: str, org_id: str, session_id: str, role: str
@@ -71,7 +91,21 @@ class TokenService:
         return self._issue("refresh", user_id, org_id, session_id, {})
 
     def verify_access(self, token: str) -> TokenClaims:
-        return self._verify(token, "access", InvalidToken)
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token, "access", InvalidToken)
+            self._remember(token, claims)
+        elif claims.expires_at <= self._clock() - self._leeway:
+            # The test PyJWT applies when it verifies.
+            self._verified.pop(token, None)
+            raise ExpiredToken()
+        return claims
+
+    def _remember(self, token: str, claims: TokenClaims) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            # The oldest goes first; one still in use is verified again.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
 
     def verify_refresh(self, token: str) -> TokenClaims:
         return self._verify(token, "refresh", InvalidRefreshToken)

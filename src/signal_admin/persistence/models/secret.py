@@ -12,11 +12,14 @@ class Secret(Base, Timestamped):
 
     Secrets live apart from the rows that use them, so re-encryption under a
     new key rewrites ciphertexts without touching an immutable revision.
+    `owner_id` names the one revision or pipeline a secret belongs to; reads
+    and deletes go through it, never through an id alone.
     """
 
     __tablename__ = "secrets"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(40), index=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
     ciphertext: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(16), index=True)
