@@ -37,7 +37,7 @@ from signal_admin.schema.pagination import (
     page_size,
 )
 from signal_admin.schema.scalars import JSON
-from signal_admin.security.permissions import Permission
+from signal_admin.schema.users import user_as_seen_by
 
 if TYPE_CHECKING:
     from signal_admin.schema.pipeline_integrations import PipelineIntegration
@@ -128,7 +128,7 @@ async def authors_of(
     def author(row: UserRow | None) -> User | None:
         if row is None or row.deleted_at is not None:
             return None
-        return _as_seen_by(context, row)
+        return user_as_seen_by(context, row)
 
     return once_per_row(rows, author)
 
@@ -281,17 +281,6 @@ class IntegrationRevision:
     @batched(templates_of_revisions)
     async def template(self, info: Info) -> IntegrationTemplate:
         return await one(templates_of_revisions, info.context, self)  # type: ignore[no-any-return]
-
-
-def _as_seen_by(context: GraphQLContext, user: UserRow) -> User:
-    """A user as the caller may see them: other users' email and last sign-in
-    are hidden from roles that may not read users."""
-    seen = User.from_row(user)
-    principal = context.request.authenticated()
-    if user.id != principal.user_id and not principal.can(Permission.MANAGE_USERS):
-        seen.email = None
-        seen.last_login_at = None
-    return seen
 
 
 @strawberry.type(description="A page of integration templates, oldest first.")
