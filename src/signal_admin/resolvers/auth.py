@@ -29,6 +29,7 @@ from signal_admin.persistence.models import (
     RefreshToken,
     User,
 )
+from signal_admin.persistence.text import is_storable
 from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import Principal, RequestContext, Services
@@ -36,7 +37,6 @@ from signal_admin.resolvers.users import (
     ACTIVE,
     INVITED,
     MAX_EMAIL_LENGTH,
-    is_storable,
     name_problem,
     normalise_email,
     password_problem,

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from signal_admin.errors import FieldProblem, PreconditionFailed, ValidationFailed
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.models import Organization, User
+from signal_admin.persistence.text import is_storable
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import RequestContext, requires
-from signal_admin.resolvers.users import MAX_NAME_LENGTH, add_user, is_storable
+from signal_admin.resolvers.users import MAX_NAME_LENGTH, add_user
 from signal_admin.resolvers.validation import parse
 from signal_admin.security.permissions import Permission, Role
 

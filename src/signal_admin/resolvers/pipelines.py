@@ -27,10 +27,10 @@ from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.json_filters import array_contains, name_contains
 from signal_admin.persistence.models import Pipeline, PipelineIntegration
 from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.persistence.text import is_storable
 from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers import audit, pipeline_integrations, secrets
 from signal_admin.resolvers.context import RequestContext, requires
-from signal_admin.resolvers.users import is_storable
 from signal_admin.resolvers.validation import check_document_size, parse
 from signal_admin.security.permissions import Permission
 from signal_admin.security.tokens import random_base62

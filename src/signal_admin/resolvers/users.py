@@ -34,6 +34,7 @@ from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import User
 from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.persistence.text import is_storable
 from signal_admin.persistence.types import format_timestamp, utc_now
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import Principal, RequestContext, requires
@@ -77,18 +78,6 @@ class UserWithInvite:
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
-
-
-def is_storable(text: str) -> bool:
-    """False for text no column can hold: NUL characters (PostgreSQL refuses
-    them) and unpaired surrogates (not UTF-8)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def email_problem(email: str, field: str = "email") -> FieldProblem | None:
