@@ -65,7 +65,7 @@ class Owner:
     @strawberry.field
     @batched(children_of)
     async def children(self, info: strawberry.Info) -> list[Item]:
-        return await one(children_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(children_of, info.context, self)
 
     @strawberry.field
     async def greeting(self, polite: bool = False) -> str:
@@ -83,17 +83,17 @@ class Item:
     @strawberry.field
     @batched(owners_of)
     async def owner(self, info: strawberry.Info) -> Owner | None:
-        return await one(owners_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(owners_of, info.context, self)
 
     @strawberry.field
     @batched(labels_of)
     async def labels(self, info: strawberry.Info) -> list[str]:
-        return await one(labels_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(labels_of, info.context, self)
 
     @strawberry.field
     @batched(checks_of)
     async def check(self, info: strawberry.Info) -> bool:
-        return await one(checks_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(checks_of, info.context, self)
 
 
 OWNERS = {

@@ -54,6 +54,7 @@ from signal_admin.schema.errors import QueryTooComplex
 
 SourceT = TypeVar("SourceT")
 RowT = TypeVar("RowT")
+ValueT = TypeVar("ValueT")
 ViewT = TypeVar("ViewT")
 BatchFn = Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]
 ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
@@ -82,10 +83,10 @@ def batched(
 
 
 async def one(
-    batch: Callable[[Any, Sequence[SourceT]], Awaitable[Sequence[Any]]],
+    batch: Callable[[Any, Sequence[SourceT]], Awaitable[Sequence[ValueT]]],
     context: Any,
     source: SourceT,
-) -> Any:
+) -> ValueT:
     """What `batch` answers for one object: the body of a batched resolver."""
     (value,) = await batch(context, [source])
     return value

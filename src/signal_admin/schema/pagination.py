@@ -57,7 +57,7 @@ class Edge(Generic[NodeT]):
     )
     @batched(cursors_of)
     async def cursor(self, info: Info) -> str:
-        return await one(cursors_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(cursors_of, info.context, self)
 
     node: NodeT = strawberry.field(description="The item.")
 

@@ -189,27 +189,27 @@ class PipelineIntegration:
     @query_field(description="The pipeline it is attached to.")
     @batched(pipelines_of)
     async def pipeline(self, info: Info) -> Pipeline:
-        return await one(pipelines_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(pipelines_of, info.context, self)
 
     @query_field(description="The attached template.")
     @batched(templates_of)
     async def template(self, info: Info) -> IntegrationTemplate:
-        return await one(templates_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(templates_of, info.context, self)
 
     @query_field(description="The pinned revision, whose config the pipeline uses.")
     @batched(revisions_of)
     async def revision(self, info: Info) -> IntegrationRevision:
-        return await one(revisions_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(revisions_of, info.context, self)
 
     @query_field(description="The template's newest revision.")
     @batched(latest_revisions_of)
     async def latest_revision(self, info: Info) -> IntegrationRevision:
-        return await one(latest_revisions_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(latest_revisions_of, info.context, self)
 
     @query_field(description="Whether the template has a newer revision than the pin.")
     @batched(upgrades_available)
     async def upgrade_available(self, info: Info) -> bool:
-        return await one(upgrades_available, info.context, self)  # type: ignore[no-any-return]
+        return await one(upgrades_available, info.context, self)
 
     @query_field(
         description="The {{pipeline_param.KEY}} keys the pinned config uses that "
@@ -217,7 +217,7 @@ class PipelineIntegration:
     )
     @batched(unresolved_parameters_of)
     async def unresolved_parameters(self, info: Info) -> list[str]:
-        return await one(unresolved_parameters_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(unresolved_parameters_of, info.context, self)
 
 
 async def attachments_of_pipelines(

@@ -197,12 +197,12 @@ class Pipeline:
     @query_field(description="How the JavaScript collector is built.")
     @batched(js_builder_configs_of)
     async def js_builder_config(self, info: Info) -> JsBuilderConfig:
-        return await one(js_builder_configs_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(js_builder_configs_of, info.context, self)
 
     @query_field(description="How visitors are recognised across domains.")
     @batched(identity_configs_of)
     async def identity_config(self, info: Info) -> IdentityConfig:
-        return await one(identity_configs_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(identity_configs_of, info.context, self)
 
     @query_field(description="The templates attached to it, oldest first.")
     @batched(integrations_of)
@@ -214,7 +214,7 @@ class Pipeline:
             strawberry.lazy("signal_admin.schema.pipeline_integrations"),
         ]
     ]:
-        return await one(integrations_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(integrations_of, info.context, self)
 
 
 @strawberry.type(description="A page of pipelines, oldest first.")

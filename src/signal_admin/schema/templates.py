@@ -189,12 +189,12 @@ class IntegrationTemplate:
     )
     @batched(catalog_vendors_of)
     async def catalog_vendor(self, info: Info) -> CatalogVendor | None:
-        return await one(catalog_vendors_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(catalog_vendors_of, info.context, self)
 
     @query_field(description="The revision with the highest number.")
     @batched(latest_revisions_of_templates)
     async def latest_revision(self, info: Info) -> IntegrationRevision:
-        return await one(latest_revisions_of_templates, info.context, self)  # type: ignore[no-any-return]
+        return await one(latest_revisions_of_templates, info.context, self)
 
     @query_field(description="The template's revisions, newest first.")
     async def revisions(
@@ -232,7 +232,7 @@ class IntegrationTemplate:
             strawberry.lazy("signal_admin.schema.pipeline_integrations"),
         ]
     ]:
-        return await one(attachments_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(attachments_of, info.context, self)
 
 
 @strawberry.type(description="One immutable version of a template's config.")
@@ -270,17 +270,17 @@ class IntegrationRevision:
     @query_field(description="The mapping document; secret fields read ***.")
     @batched(configs_of)
     async def config(self, info: Info) -> JSON:
-        return await one(configs_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(configs_of, info.context, self)
 
     @query_field(description="Who wrote it; null if that user is gone.")
     @batched(authors_of)
     async def created_by(self, info: Info) -> User | None:
-        return await one(authors_of, info.context, self)  # type: ignore[no-any-return]
+        return await one(authors_of, info.context, self)
 
     @query_field(description="The template it belongs to.")
     @batched(templates_of_revisions)
     async def template(self, info: Info) -> IntegrationTemplate:
-        return await one(templates_of_revisions, info.context, self)  # type: ignore[no-any-return]
+        return await one(templates_of_revisions, info.context, self)
 
 
 @strawberry.type(description="A page of integration templates, oldest first.")
