@@ -125,7 +125,12 @@ class NotFound(DomainError):
 
     @classmethod
     def of(cls, kind: str, resource_id: str) -> NotFound:
-        return cls(f"{kind} {resource_id} was not found.")
+        """`Pipeline pip_01J… was not found.`; an id that is empty or not
+        plain text is quoted, and a long one cut short."""
+        shown = resource_id[:64]
+        if not shown or not shown.isprintable() or " " in shown:
+            shown = repr(shown)
+        return cls(f"{kind} {shown} was not found.")
 
 
 # 405

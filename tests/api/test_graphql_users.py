@@ -53,7 +53,7 @@ mutation ($input: ReinviteUserInput!) {
   reinviteUser(input: $input) {
     user { id status }
     inviteToken
-    userErrors { field code }
+    userErrors { field code message }
   }
 }
 """
@@ -507,6 +507,23 @@ async def test_the_owner_cannot_be_deleted(
 
     assert error_codes(by_owner) == error_codes(by_admin) == ["FORBIDDEN"]
     assert node_ids(await graphql(client, org.owner, PAGE))[0] == org.owner.id
+
+
+@pytest.mark.parametrize(
+    ("user_id", "shown"),
+    [("", "''"), ("usr_unknown", "usr_unknown"), ("a b", "'a b'")],
+)
+async def test_an_id_that_names_no_user_is_quoted_when_it_is_not_plain(
+    client: AsyncClient, factory: Factory, user_id: str, shown: str
+) -> None:
+    org = await factory.org()
+
+    response = await graphql(client, org.owner, REINVITE, {"input": {"id": user_id}})
+
+    errors = response.json()["data"]["reinviteUser"]["userErrors"]
+    assert [(error["code"], error["message"]) for error in errors] == [
+        ("NOT_FOUND", f"User {shown} was not found.")
+    ]
 
 
 # reinviteUser and acceptInvite

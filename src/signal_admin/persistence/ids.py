@@ -14,10 +14,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 
 
-def has_prefix(value: str, prefix: str) -> bool:
-    return value.startswith(f"{prefix}_") and len(value) == len(prefix) + 27
-
-
 def is_id(value: str, prefix: str) -> bool:
     """Whether `value` has the shape of an id this service issues with
     `prefix`: the prefix, `_` and a ULID in Crockford base32 capitals."""
@@ -28,7 +24,7 @@ def check_id(value: str, prefix: str, kind: str) -> None:
     """Refuse an id this service cannot have issued with 404, without asking
     the database, which may refuse such text outright (a NUL character)."""
     if not is_id(value, prefix):
-        raise NotFound(f"{kind} {value[:64]!r} was not found.")
+        raise NotFound.of(kind, value)
 
 
 @cache

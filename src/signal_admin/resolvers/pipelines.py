@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from signal_admin.errors import AlreadyExists, NotFound, PreconditionFailed
-from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.ids import check_id, new_id
 from signal_admin.persistence.json_filters import array_contains, name_contains
 from signal_admin.persistence.models import Pipeline, PipelineIntegration
 from signal_admin.persistence.pagination import Page, fetch_page
@@ -40,7 +40,6 @@ log = structlog.get_logger(__name__)
 PIPELINE_KEY_PREFIX = "dk_"
 PIPELINE_SECRET_PREFIX = "sk_"
 MAX_GRACE_SECONDS = 86_400
-PIPELINE_ID = re.compile(r"^pip_[0-9A-HJKMNP-TV-Z]{26}$")
 
 PipelineType = Literal["web", "app", "server"]
 
@@ -253,7 +252,7 @@ async def list_pipelines(
 @requires(Permission.READ_CONFIGURATION)
 async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
     principal = ctx.authenticated()
-    _check_id(pipeline_id)
+    check_id(pipeline_id, "pip", "Pipeline")
     async with ctx.db.read() as session:
         pipeline = await session.scalar(
             select(Pipeline).where(
@@ -446,7 +445,7 @@ def _filtered(
 async def _locked(
     session: AsyncSession, org_id: str, pipeline_id: str, expected_version: int | None
 ) -> Pipeline:
-    _check_id(pipeline_id)
+    check_id(pipeline_id, "pip", "Pipeline")
     pipeline = await session.scalar(
         select(Pipeline)
         .where(Pipeline.id == pipeline_id, Pipeline.org_id == org_id)
@@ -460,13 +459,6 @@ async def _locked(
             f"not {expected_version}."
         )
     return pipeline
-
-
-def _check_id(pipeline_id: str) -> None:
-    """An id this service could not have issued names no pipeline; answered
-    without asking the database, which may refuse such text outright."""
-    if not PIPELINE_ID.match(pipeline_id):
-        raise NotFound.of("Pipeline", pipeline_id[:64])
 
 
 async def _check_unique(

@@ -3,7 +3,6 @@ that keep exactly one owner in charge of it."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +29,7 @@ from signal_admin.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from signal_admin.persistence.ids import new_id
+from signal_admin.persistence.ids import check_id, new_id
 from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import User
 from signal_admin.persistence.pagination import Page, fetch_page
@@ -55,7 +54,6 @@ DISABLED = "disabled"
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
 INVITE_TOKEN_PREFIX = "inv_"
-USER_ID = re.compile(r"^usr_[0-9A-HJKMNP-TV-Z]{26}$")
 
 UserRole = Literal["owner", "admin", "editor", "viewer"]
 UserStatus = Literal["active", "invited", "disabled"]
@@ -228,7 +226,7 @@ async def count_users(ctx: RequestContext, filters: UserFilter) -> int:
 @requires(Permission.MANAGE_USERS)
 async def get_user(ctx: RequestContext, user_id: str) -> User:
     principal = ctx.authenticated()
-    _check_id(user_id)
+    check_id(user_id, "usr", "User")
     async with ctx.db.read() as session:
         user = await session.scalar(
             select(User).where(
@@ -453,17 +451,10 @@ def _filtered(statement: Select[Any], org_id: str, filters: UserFilter) -> Selec
     return statement
 
 
-def _check_id(user_id: str) -> None:
-    """An id this service could not have issued names no user; answered
-    without asking the database, which may refuse such text outright."""
-    if not USER_ID.match(user_id):
-        raise NotFound.of("User", user_id[:64])
-
-
 async def _locked(
     session: AsyncSession, org_id: str, user_id: str, expected_version: int | None
 ) -> User:
-    _check_id(user_id)
+    check_id(user_id, "usr", "User")
     user = await session.scalar(
         select(User)
         .where(User.id == user_id, User.org_id == org_id, User.deleted_at.is_(None))
