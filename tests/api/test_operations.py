@@ -1,5 +1,6 @@
 """Health, readiness, metrics and the request log."""
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from structlog.testing import capture_logs
@@ -63,6 +64,24 @@ async def test_each_request_logs_one_line_with_its_id_user_route_and_status(
     assert lines[0]["route"] == "/v1/admin/pipelines"
     assert lines[0]["status"] == 200
     assert isinstance(lines[0]["duration_ms"], float)
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "status"),
+    [
+        ("/v1/admin/pipelines/pip_x", "/v1/admin/pipelines/{pipeline_id}", 401),
+        ("/v1/admin/no-such-thing", "unmatched", 404),
+    ],
+)
+async def test_a_request_refused_before_routing_logs_the_route_it_was_for(
+    client: AsyncClient, path: str, route: str, status: int
+) -> None:
+    with capture_logs() as logs:
+        response = await client.get(path)
+
+    lines = [line for line in logs if line["event"] == "http.request"]
+    assert response.status_code == status
+    assert [(line["route"], line["status"]) for line in lines] == [(route, status)]
 
 
 async def test_metrics_label_graphql_requests_with_the_endpoint_path(

@@ -114,7 +114,7 @@ class RequestContextMiddleware:
         scope: Scope, state: dict[str, Any], status: int, seconds: float
     ) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        template = getattr(route, "path", None) or _route_of(scope) or "unmatched"
         method = scope.get("method", "")
         REQUESTS.labels(template, method, str(status)).inc()
         REQUEST_SECONDS.labels(template, method, str(status)).observe(seconds)
@@ -174,7 +174,7 @@ class AdmissionMiddleware:
             return
         except RefusedAfterCharge as refused:
             state["rate_limit"] = refused.decision
-            if _routed(scope):
+            if _route_of(scope) is not None:
                 await send_error(send, refused.error)
             else:
                 # No route serves the path: let the router answer its 404.
@@ -308,10 +308,13 @@ def _rate_limit_headers(decision: RateDecision | None) -> list[tuple[bytes, byte
     return headers
 
 
-def _routed(scope: Scope) -> bool:
-    """Whether any route of the app serves this path (for any method). Only
-    refused calls ask, so admitted ones match their route once."""
-    return any(
-        route.matches(scope)[0] is not Match.NONE
-        for route in scope["app"].router.routes
-    )
+def _route_of(scope: Scope) -> str | None:
+    """The path template of the route that serves this path (for any method),
+    or None. Only calls refused before routing ask, so admitted ones match
+    their route once."""
+    app = scope.get("app")
+    for route in app.router.routes if app is not None else ():
+        if route.matches(scope)[0] is not Match.NONE:
+            path: str | None = getattr(route, "path", None)
+            return path
+    return None
