@@ -57,6 +57,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from signal_admin.errors import (
+    DomainError,
     ServiceUnavailable,
     TransactionConflict,
     ValidationFailed,
@@ -254,6 +255,18 @@ def retried_on_conflict(
         return await operation(*args, **kwargs)
 
     return retrying
+
+
+async def flush_unique(session: AsyncSession, clash: DomainError) -> None:
+    """Flush `session`, answering `clash` when a concurrent writer took a
+    unique value first. Any other refusal (a missing value, a broken foreign
+    key) is a fault of the service and propagates as it is."""
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if is_unique_violation(error):
+            raise clash from error
+        raise
 
 
 def is_unique_violation(error: IntegrityError) -> bool:

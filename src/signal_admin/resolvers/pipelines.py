@@ -19,10 +19,10 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import Select, false, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from signal_admin.errors import AlreadyExists, NotFound, PreconditionFailed
+from signal_admin.persistence.database import flush_unique
 from signal_admin.persistence.ids import check_id, new_id
 from signal_admin.persistence.json_filters import array_contains, name_contains
 from signal_admin.persistence.models import Pipeline, PipelineIntegration
@@ -292,7 +292,7 @@ async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
             resource_id=pipeline.id,
             changes=audit.created(_audited(pipeline)),
         )
-        await _flush_unique(session, fields.name)
+        await flush_unique(session, _name_taken(fields.name))
     log.info("pipeline.created", pipeline_id=pipeline.id, org_id=principal.org_id)
     return PipelineWithSecret(pipeline, secret)
 
@@ -331,7 +331,7 @@ async def update_pipeline(
                 resource_id=pipeline.id,
                 changes=changes,
             )
-        await _flush_unique(session, new_name)
+        await flush_unique(session, _name_taken(new_name))
     return pipeline
 
 
@@ -478,16 +478,12 @@ async def _check_unique(
     if clash is None:
         return
     if clash.name == name:
-        raise AlreadyExists(f"A pipeline named {name!r} already exists.")
+        raise _name_taken(name)
     raise AlreadyExists(f"A pipeline with the slug {slug!r} already exists.")
 
 
-async def _flush_unique(session: AsyncSession, name: str) -> None:
-    """Flush, answering a uniqueness race lost to a concurrent writer as 409."""
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise AlreadyExists(f"A pipeline named {name!r} already exists.") from error
+def _name_taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"A pipeline named {name!r} already exists.")
 
 
 async def _free_slug(session: AsyncSession, org_id: str, name: str) -> str:

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import Select, func, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from signal_admin.catalog.models import MappingDocument, Variant, Vendor
@@ -22,7 +21,7 @@ from signal_admin.errors import (
     RevisionConflict,
     ValidationFailed,
 )
-from signal_admin.persistence.database import retried_on_conflict
+from signal_admin.persistence.database import flush_unique, retried_on_conflict
 from signal_admin.persistence.ids import check_id, is_id, new_id
 from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import (
@@ -222,7 +221,7 @@ async def update_template(
                 resource_id=template.id,
                 changes=changes,
             )
-        await _flush_unique(session, template.name)
+        await flush_unique(session, _name_taken(template.name))
     return template
 
 
@@ -524,7 +523,7 @@ async def _new_template(
         updated_at=now,
     )
     session.add(template)
-    await _flush_unique(session, name)
+    await flush_unique(session, _name_taken(name))
     audit.record(
         session,
         ctx,
@@ -712,13 +711,8 @@ async def _locked(
     return template
 
 
-async def _flush_unique(session: AsyncSession, name: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise AlreadyExists(
-            f"An integration template named {name!r} already exists."
-        ) from error
+def _name_taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"An integration template named {name!r} already exists.")
 
 
 def _audited(template: IntegrationTemplate) -> dict[str, Any]:

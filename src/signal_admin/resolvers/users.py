@@ -18,7 +18,6 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import Select, false, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from signal_admin.errors import (
@@ -29,6 +28,7 @@ from signal_admin.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
+from signal_admin.persistence.database import flush_unique
 from signal_admin.persistence.ids import check_id, new_id
 from signal_admin.persistence.json_filters import name_contains
 from signal_admin.persistence.models import User
@@ -276,7 +276,7 @@ async def create_user(ctx: RequestContext, data: Any) -> UserWithInvite:
             resource_id=user.id,
             changes=audit.created(_audited(user)),
         )
-        await _flush_unique(session, fields.email)
+        await flush_unique(session, _email_taken(fields.email))
     log.info("user.created", user_id=user.id, org_id=user.org_id, status=user.status)
     return UserWithInvite(user, invite_token)
 
@@ -566,15 +566,11 @@ async def _check_email_free(session: AsyncSession, email: str) -> None:
         select(User.id).where(User.email == email, User.deleted_at.is_(None)).limit(1)
     )
     if taken is not None:
-        raise AlreadyExists(f"A user with the email {email} already exists.")
+        raise _email_taken(email)
 
 
-async def _flush_unique(session: AsyncSession, email: str) -> None:
-    """Flush, answering a uniqueness race lost to a concurrent writer as 409."""
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise AlreadyExists(f"A user with the email {email} already exists.") from error
+def _email_taken(email: str) -> AlreadyExists:
+    return AlreadyExists(f"A user with the email {email} already exists.")
 
 
 def _new_invite_token() -> str:
