@@ -69,11 +69,11 @@ async def test_each_request_logs_one_line_with_its_id_user_route_and_status(
 @pytest.mark.parametrize(
     ("path", "route", "status"),
     [
-        ("/v1/admin/pipelines/pip_x", "/v1/admin/pipelines/{pipeline_id}", 401),
+        ("/v1/admin/pipelines/pip_x", "refused before routing", 401),
         ("/v1/admin/no-such-thing", "unmatched", 404),
     ],
 )
-async def test_a_request_refused_before_routing_logs_the_route_it_was_for(
+async def test_a_request_that_reaches_no_route_says_why_in_its_log_line(
     client: AsyncClient, path: str, route: str, status: int
 ) -> None:
     with capture_logs() as logs:

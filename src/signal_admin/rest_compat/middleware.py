@@ -28,6 +28,8 @@ from signal_admin.resolvers.context import RequestMeta
 
 log = structlog.get_logger("signal_admin.http")
 
+# The route label of a call refused (401, 429) before it reached its route.
+REFUSED_BEFORE_ROUTING = "refused before routing"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -114,7 +116,9 @@ class RequestContextMiddleware:
         scope: Scope, state: dict[str, Any], status: int, seconds: float
     ) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", None) or _route_of(scope) or "unmatched"
+        template = getattr(route, "path", None) or (
+            REFUSED_BEFORE_ROUTING if state.get("refused") else "unmatched"
+        )
         method = scope.get("method", "")
         REQUESTS.labels(template, method, str(status)).inc()
         REQUEST_SECONDS.labels(template, method, str(status)).observe(seconds)
@@ -170,11 +174,13 @@ class AdmissionMiddleware:
             )
         except RateLimitedWith as error:
             state["rate_limit"] = error.decision
+            state["refused"] = True
             await send_error(send, error)
             return
         except RefusedAfterCharge as refused:
             state["rate_limit"] = refused.decision
-            if _route_of(scope) is not None:
+            if _routed(scope):
+                state["refused"] = True
                 await send_error(send, refused.error)
             else:
                 # No route serves the path: let the router answer its 404.
@@ -308,13 +314,10 @@ def _rate_limit_headers(decision: RateDecision | None) -> list[tuple[bytes, byte
     return headers
 
 
-def _route_of(scope: Scope) -> str | None:
-    """The path template of the route that serves this path (for any method),
-    or None. Only calls refused before routing ask, so admitted ones match
-    their route once."""
-    app = scope.get("app")
-    for route in app.router.routes if app is not None else ():
-        if route.matches(scope)[0] is not Match.NONE:
-            path: str | None = getattr(route, "path", None)
-            return path
-    return None
+def _routed(scope: Scope) -> bool:
+    """Whether any route of the app serves this path (for any method). Only
+    refused calls ask, so admitted ones match their route once."""
+    return any(
+        route.matches(scope)[0] is not Match.NONE
+        for route in scope["app"].router.routes
+    )
