@@ -470,7 +470,11 @@ async def _locked(
 
 
 def _check_may_touch(principal: Principal, user: User) -> None:
-    if user.role == Role.OWNER and principal.role != Role.OWNER:
+    """Only the owner changes the owner's account. Decided from the rows, not
+    from the caller's role when the request began: an organisation has one
+    owner, so an owner who is not the caller means the caller is not the
+    owner, even after handing ownership over earlier in the same request."""
+    if user.role == Role.OWNER and user.id != principal.user_id:
         raise Forbidden("Only the owner may change or remove the owner's account.")
 
 
