@@ -684,3 +684,57 @@ async def test_a_caller_over_the_rate_limit_cannot_have_a_document_parsed(
 
     assert response.status_code == 429
     assert error_codes(response) == ["RATE_LIMITED"]
+
+
+CREATE_TEMPLATE = """
+mutation ($input: CreateIntegrationTemplateInput!) {
+  createIntegrationTemplate(input: $input) { userErrors { code } }
+}
+"""
+SECRET = "sk_live_never_echoed_0123456789"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"input": {"name": "T", "vendor": "webhook", "config": {}, "x": SECRET}},
+        {"input": {"name": "T", "vendor": "webhook", "description": [SECRET]}},
+        {"input": SECRET},
+    ],
+    ids=["unknown field", "wrong type", "not an object"],
+)
+async def test_a_refused_variable_is_located_but_never_quoted(
+    client: AsyncClient, factory: Factory, variables: dict[str, Any]
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        GRAPHQL,
+        json={"query": CREATE_TEMPLATE, "variables": variables},
+        headers=org.owner.headers,
+    )
+
+    messages = [error["message"] for error in response.json()["errors"]]
+    assert messages
+    assert all(m.startswith("Variable '$input'") for m in messages)
+    assert SECRET not in response.text
+    assert "(value not shown)" in response.text
+
+
+async def test_a_refused_literal_is_located_but_never_quoted(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    document = (
+        'mutation { createIntegrationTemplate(input: {name: "T", vendor: "webhook",'
+        f' config: {{api_secret: "{SECRET}"}}, description: ["{SECRET}"]}})'
+        " { userErrors { code } } }"
+    )
+
+    response = await client.post(
+        GRAPHQL, json={"query": document}, headers=org.owner.headers
+    )
+
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert SECRET not in response.text
+    assert "String cannot represent a non string value" in response.text

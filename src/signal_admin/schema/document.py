@@ -9,7 +9,7 @@ clients send the same few documents over and over.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -23,14 +23,20 @@ from graphql import (
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    ListValueNode,
+    Node,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
     get_operation_ast,
     parse,
+    print_ast,
     specified_rules,
 )
 from graphql.execution.values import get_variable_values
+from graphql.pyutils import inspect
 from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.schema.schema import validate_document
 
@@ -99,7 +105,7 @@ def validate(
     else:
         errors = _validate(schema, document)
     if errors:
-        raise InvalidDocument(errors)
+        raise InvalidDocument(_without_values(errors, _literals(document)))
     coerced = get_variable_values(
         schema,
         operation.definition.variable_definitions or (),
@@ -107,8 +113,68 @@ def validate(
         max_errors=20,
     )
     if isinstance(coerced, list):
-        raise InvalidDocument(coerced)
+        raise InvalidDocument(_without_values(coerced, _renderings(variables)))
     return coerced.coerced
+
+
+VALUE_NOT_SHOWN = "(value not shown)"
+
+
+def _without_values(
+    errors: list[GraphQLError], renderings: Iterable[str]
+) -> list[GraphQLError]:
+    """`errors` with the values they quote taken out. A refusal says where a
+    value is wrong and why, never what it was: it may be a secret, and error
+    messages travel further than answers (logs, screenshots, bug reports)."""
+    longest_first = sorted(set(renderings), key=len, reverse=True)
+    cleaned = []
+    for error in errors:
+        message = error.message
+        for rendering in longest_first:
+            message = message.replace(rendering, VALUE_NOT_SHOWN)
+        if message != error.message:
+            error = GraphQLError(
+                message,
+                error.nodes,
+                error.source,
+                error.positions,
+                error.path,
+                error.original_error,
+                error.extensions,
+            )
+        cleaned.append(error)
+    return cleaned
+
+
+def _literals(document: DocumentNode) -> Iterator[str]:
+    """How graphql-core quotes each text, list and object literal of
+    `document` in its messages."""
+    pending: list[Node] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, StringValueNode | ListValueNode | ObjectValueNode):
+            yield print_ast(node)
+        for key in node.keys:
+            child = getattr(node, key, None)
+            if isinstance(child, Node):
+                pending.append(child)
+            elif isinstance(child, tuple | list):
+                pending.extend(item for item in child if isinstance(item, Node))
+
+
+def _renderings(value: Any) -> Iterator[str]:
+    """How graphql-core quotes each text, list and object within the
+    variables `value` in its messages."""
+    if isinstance(value, dict):
+        yield inspect(value)
+        for item in value.values():
+            yield from _renderings(item)
+    elif isinstance(value, list):
+        yield inspect(value)
+        for item in value:
+            yield from _renderings(item)
+    elif isinstance(value, str):
+        yield inspect(value)
 
 
 def selected_fields(
