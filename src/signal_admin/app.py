@@ -14,13 +14,17 @@ from signal_admin import __version__
 from signal_admin.catalog.loader import shipped_catalog
 from signal_admin.config import Settings
 from signal_admin.logs import configure_logging
+from signal_admin.persistence.audit_retention import scheduled_audit_purges
 from signal_admin.persistence.database import Database
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
+from signal_admin.resolvers.crypto import re_encryption_workers
 from signal_admin.rest_compat import (
     API_PREFIX,
+    audit_logs,
     auth,
     catalog,
+    crypto,
     health,
     organizations,
     pipeline_integrations,
@@ -96,7 +100,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings)
         try:
-            yield
+            async with (
+                scheduled_audit_purges(
+                    app.state.services.db,
+                    older_than_days=settings.audit_retention_days,
+                    interval=settings.audit_purge_interval,
+                ),
+                re_encryption_workers(app.state.services),
+            ):
+                yield
         finally:
             await close_services(app.state.services)
 
@@ -119,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipeline_integrations.router,
         users.router,
         organizations.router,
+        audit_logs.router,
+        crypto.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))

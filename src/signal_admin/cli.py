@@ -1,5 +1,6 @@
-"""The `signal-admin` command: serve the API, migrate the schema, and create
-organisations and users from a shell.
+"""The `signal-admin` command: serve the API, migrate the schema, create
+organisations and users, purge old audit entries and re-encrypt stored secrets
+from a shell.
 
 Every command reads the same settings as the server. A command that cannot do
 its work prints one line saying why on stderr and exits with status 1; a stack
@@ -30,14 +31,17 @@ from signal_admin.app import build_services, close_services, create_app
 from signal_admin.config import ConfigurationError, Settings
 from signal_admin.errors import DomainError, NotFound, ServiceUnavailable
 from signal_admin.logs import configure_logging
+from signal_admin.persistence.audit_retention import AuditPurge, purge_audit_entries
 from signal_admin.persistence.database import Database
-from signal_admin.persistence.models import Organization, User
+from signal_admin.persistence.models import Organization, ReEncryptionRun, User
 from signal_admin.persistence.schema import (
     current_revision,
     is_up_to_date,
     upgrade_to_head,
 )
+from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers.context import Principal, RequestContext, RequestMeta
+from signal_admin.resolvers.crypto import re_encrypt_every_organization
 from signal_admin.resolvers.organizations import NewOrganization, create_organization
 from signal_admin.resolvers.pipelines import PipelineCreate, create_pipeline
 from signal_admin.resolvers.users import NewUser, add_user, normalise_email
@@ -210,6 +214,34 @@ def seed_demo(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def purge_audit(settings: Settings, args: argparse.Namespace) -> None:
+    """Remove audit entries older than the retention period."""
+    days: int = args.older_than_days or settings.audit_retention_days
+    purge = _run(settings, _purge_audit(settings, days))
+
+    print(_describe_purge(purge, days))
+
+
+def re_encrypt(settings: Settings, args: argparse.Namespace) -> None:
+    """Rewrite every organisation's stored secrets under ENCRYPTION_KEY."""
+    remaining = _run(
+        settings,
+        _in_context(
+            settings, lambda ctx: re_encrypt_every_organization(ctx, _print_run)
+        ),
+    )
+
+    if remaining:
+        raise CommandFailed(
+            f"{remaining} stored value(s) are still not under ENCRYPTION_KEY; keep "
+            "ENCRYPTION_KEY_PREVIOUS set and see the lines above"
+        )
+    print(
+        "every stored value is under ENCRYPTION_KEY: "
+        "ENCRYPTION_KEY_PREVIOUS can be removed"
+    )
+
+
 async def _upgrade(settings: Settings) -> str | None:
     database = Database(settings.database_url)
     try:
@@ -229,6 +261,15 @@ async def _require_current_schema(settings: Settings) -> None:
         await database.dispose()
     if not current:
         raise CommandFailed(OUT_OF_DATE)
+
+
+async def _purge_audit(settings: Settings, older_than_days: int) -> AuditPurge:
+    await _require_current_schema(settings)
+    database = Database(settings.database_url)
+    try:
+        return await purge_audit_entries(database, older_than_days=older_than_days)
+    finally:
+        await database.dispose()
 
 
 async def _in_context(
@@ -356,6 +397,24 @@ def _describe(error: DomainError) -> str:
     return " ".join([error.message, *problems])
 
 
+def _describe_purge(purge: AuditPurge, days: int) -> str:
+    entries = "entry" if purge.removed == 1 else "entries"
+    done = (
+        f"removed {purge.removed} audit {entries} older than {days} days "
+        f"(before {format_timestamp(purge.cut_off)})"
+    )
+    if purge.another_running:
+        return f"{done}; stopped because another process is purging the audit trail"
+    return done
+
+
+def _print_run(run: ReEncryptionRun) -> None:
+    line = f"{run.org_id}  {run.status}  {run.done} of {run.total} re-encrypted"
+    if run.unreadable:
+        line += f", {run.unreadable} unreadable"
+    print(f"{line}: {run.error}" if run.error else line, flush=True)
+
+
 def _exit_with(reason: str) -> NoReturn:
     print(f"signal-admin: {' '.join(reason.split())}", file=sys.stderr)
     sys.exit(1)
@@ -450,6 +509,23 @@ def _parser() -> argparse.ArgumentParser:
         "seed-demo", help="create a demo organisation if there is none"
     )
     demo.set_defaults(command=seed_demo)
+
+    purging = commands.add_parser(
+        "purge-audit", help="remove audit entries older than the retention period"
+    )
+    purging.add_argument(
+        "--older-than-days",
+        type=_positive,
+        metavar="DAYS",
+        help="default: AUDIT_RETENTION_DAYS (90)",
+    )
+    purging.set_defaults(command=purge_audit)
+
+    re_encrypting = commands.add_parser(
+        "re-encrypt",
+        help="rewrite the stored secrets of every organisation under ENCRYPTION_KEY",
+    )
+    re_encrypting.set_defaults(command=re_encrypt)
     return parser
 
 

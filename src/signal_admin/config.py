@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     idempotency_lock_seconds: int = 60
     shutdown_grace_seconds: float = 10.0
 
+    # Retention of the audit trail: entries older than this many days are
+    # purged, at start-up and then every AUDIT_PURGE_INTERVAL seconds.
+    audit_retention_days: int = Field(default=90, ge=1)
+    audit_purge_interval: float = Field(default=86_400.0, gt=0)
+
+    # Re-encryption under a new ENCRYPTION_KEY: values rewritten per batch (one
+    # transaction each), an optional pause between batches to spread the load,
+    # how long a run may go without a heartbeat before another process takes
+    # it over, and how often each process looks for such runs (0: never).
+    re_encryption_batch_size: int = Field(default=500, ge=1, le=10_000)
+    re_encryption_batch_pause_seconds: float = Field(default=0.0, ge=0)
+    re_encryption_stale_seconds: float = Field(default=60.0, gt=0)
+    re_encryption_watch_seconds: float = Field(default=30.0, ge=0)
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from signal_admin.metrics import REGISTRY
+from signal_admin.resolvers.crypto import crypto_health
+from signal_admin.rest_compat.crypto import CryptoHealthOut, crypto_health_body
 from signal_admin.rest_compat.dependencies import services_of
 
 router = APIRouter(tags=["Health"])
@@ -32,6 +34,19 @@ async def ready(request: Request) -> JSONResponse:
         "redis": await _redis_state(services.redis),
     }
     return JSONResponse(body, status_code=200 if database else 503)
+
+
+@router.get(
+    "/health/crypto",
+    response_model=CryptoHealthOut,
+    responses={503: {"model": CryptoHealthOut, "description": "A key is unhealthy."}},
+)
+async def health_crypto(request: Request) -> JSONResponse:
+    """200 when the encryption keys open every stored secret, else 503."""
+    health = await crypto_health(services_of(request))
+    return JSONResponse(
+        crypto_health_body(health), status_code=200 if health.healthy else 503
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -98,17 +98,18 @@ class RequestContextMiddleware:
         forwarded = headers.get("x-forwarded-for")
         if not forwarded or not peer or not self._is_trusted(peer):
             return peer
-        # Walk from the nearest hop back, skipping our own proxies.
+        # Walk from the nearest hop back, skipping our own proxies. The first
+        # other hop is the client our outermost proxy saw; a hop that is not
+        # an address was written by someone else, and only the peer is sure.
         for hop in reversed([part.strip() for part in forwarded.split(",")]):
             if not self._is_trusted(hop):
-                return hop[:64]
+                return hop if _is_address(hop) else peer
         return peer
 
     def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        if not _is_address(address):
             return False
+        ip = ipaddress.ip_address(address)
         return any(ip in network for network in self._trusted)
 
     @staticmethod
@@ -321,3 +322,11 @@ def _routed(scope: Scope) -> bool:
         route.matches(scope)[0] is not Match.NONE
         for route in scope["app"].router.routes
     )
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -73,3 +73,24 @@ class VendorList(BaseModel):
     data: list[VendorSummary]
     next_cursor: str | None
     has_more: bool
+
+
+class AuditLogOut(BaseModel):
+    id: str
+    action: str
+    user_id: str | None
+    user_email: str | None
+    resource_type: str
+    resource_id: str | None
+    changes: dict[str, Any]
+    metadata: dict[str, Any]
+    ip_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    timestamp: str
+
+
+class AuditLogList(BaseModel):
+    data: list[AuditLogOut]
+    next_cursor: str | None
+    has_more: bool

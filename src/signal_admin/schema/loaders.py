@@ -108,7 +108,8 @@ class RevisionByTemplateAndNumberLoader(
 
 
 class UserByIdLoader(DataLoader[UserKey, User | None]):
-    """Users by id: a revision's `createdBy`."""
+    """Users by id, deleted ones included: a revision's `createdBy`, an
+    audit entry's `actor`."""
 
     def __init__(self, ctx: RequestContext) -> None:
         super().__init__(load_fn=self._load)

@@ -10,9 +10,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from signal_admin.schema.audit_logs import AuditLogsQuery
 from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
+from signal_admin.schema.crypto import CryptoMutation, CryptoQuery
 from signal_admin.schema.execution import PlannedExecutionContext
 from signal_admin.schema.organizations import OrganizationMutation, OrganizationQuery
 from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
@@ -30,6 +32,8 @@ class Query(
     CatalogQuery,
     TemplatesQuery,
     UsersQuery,
+    AuditLogsQuery,
+    CryptoQuery,
 ):
     pass
 
@@ -42,6 +46,7 @@ class Mutation(
     PipelineIntegrationsMutation,
     UsersMutation,
     OrganizationMutation,
+    CryptoMutation,
 ):
     pass
 

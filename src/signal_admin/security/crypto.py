@@ -41,8 +41,17 @@ class Cipher:
     def has_previous_key(self) -> bool:
         return self._previous is not None
 
+    @property
+    def previous_key_id(self) -> str | None:
+        return self._previous.key_id if self._previous is not None else None
+
     def encrypt(self, plaintext: str, row_id: str) -> Sealed:
         return self._current.encrypt(plaintext.encode(), row_id)
+
+    def reseal(self, ciphertext: str, row_id: str) -> Sealed:
+        """The value of `ciphertext`, sealed again under the current key: how a
+        rotation moves a stored value off the previous key."""
+        return self.encrypt(self.decrypt(ciphertext, row_id), row_id)
 
     def decrypt(self, ciphertext: str, row_id: str) -> str:
         for key in (self._current, self._previous):

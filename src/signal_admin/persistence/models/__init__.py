@@ -11,6 +11,7 @@ from signal_admin.persistence.models.login_attempt import LoginAttempt
 from signal_admin.persistence.models.organization import Organization
 from signal_admin.persistence.models.pipeline import Pipeline
 from signal_admin.persistence.models.pipeline_integration import PipelineIntegration
+from signal_admin.persistence.models.re_encryption_run import ReEncryptionRun
 from signal_admin.persistence.models.refresh_token import RefreshToken
 from signal_admin.persistence.models.secret import Secret
 from signal_admin.persistence.models.user import User
@@ -26,6 +27,7 @@ __all__ = [
     "Organization",
     "Pipeline",
     "PipelineIntegration",
+    "ReEncryptionRun",
     "RefreshToken",
     "Secret",
     "User",

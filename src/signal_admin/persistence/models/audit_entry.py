@@ -18,6 +18,21 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_entries_org_id_id", "org_id", "id"),
         Index("ix_audit_entries_org_id_resource", "org_id", "resource_id"),
+        # The read side's filters (resolvers/audit_logs.py); actions are also
+        # matched by prefix, which PostgreSQL's pattern operators serve from
+        # this index whatever the database's collation.
+        Index(
+            "ix_audit_entries_org_id_action",
+            "org_id",
+            "action",
+            "id",
+            postgresql_ops={"action": "text_pattern_ops"},
+        ),
+        Index("ix_audit_entries_org_id_user_id", "org_id", "user_id", "id"),
+        Index("ix_audit_entries_org_id_resource_type", "org_id", "resource_type", "id"),
+        Index("ix_audit_entries_org_id_timestamp", "org_id", "timestamp"),
+        # The retention purge looks for old entries of every organisation.
+        Index("ix_audit_entries_timestamp", "timestamp"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
