@@ -7,7 +7,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 
@@ -19,6 +19,9 @@ from signal_admin.ratelimit import RateLimiter
 from signal_admin.security.crypto import Cipher
 from signal_admin.security.permissions import Permission, role_has
 from signal_admin.security.tokens import TokenService
+
+if TYPE_CHECKING:
+    from signal_admin.resolvers.crypto import ReEncryptionWorkers
 
 
 @dataclass(slots=True)
@@ -32,6 +35,8 @@ class Services:
     limiter: RateLimiter
     catalog: Catalog
     redis: Redis | None = None
+    # This process's re-encryption work, while the app runs.
+    re_encryption: ReEncryptionWorkers | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,7 +134,7 @@ async def start_re_encryption(ctx: RequestContext) -> ReEncryption:
     current key, or resume its run that stopped. Refused with
     `ALREADY_EXISTS` while a run is being rewritten."""
     principal = ctx.authenticated()
-    workers = _WORKERS.get(id(ctx.services))
+    workers = ctx.services.re_encryption
 
     started = await _start(
         ctx,
@@ -591,23 +591,18 @@ async def _give_up(services: Services, run_id: str, worker: str) -> None:
         log.exception("crypto.re_encrypt_crashed", run_id=run_id)
 
 
-# The workers of each running app, by the identity of its services: the
-# resolvers reach their process's workers through the services they are given.
-_WORKERS: dict[int, ReEncryptionWorkers] = {}
-
-
 @asynccontextmanager
 async def re_encryption_workers(
     services: Services,
 ) -> AsyncIterator[ReEncryptionWorkers]:
     """Run this process's re-encryption work until the block ends."""
     workers = ReEncryptionWorkers(services)
-    _WORKERS[id(services)] = workers
+    services.re_encryption = workers
     workers.start()
     try:
         yield workers
     finally:
-        del _WORKERS[id(services)]
+        services.re_encryption = None
         await workers.stop()
 
 
