@@ -228,6 +228,18 @@ class ServiceUnavailable(DomainError):
     default_message = "The database is unavailable. Try again shortly."
 
 
+class SecretUnreadable(ServiceUnavailable):
+    """A stored secret opens under none of the configured keys: the service is
+    misconfigured (an ENCRYPTION_KEY_PREVIOUS removed before re-encryption
+    finished, or a wrong key), not the request wrong."""
+
+    default_message = (
+        "A stored secret cannot be read with the configured encryption keys. "
+        "The operator must set ENCRYPTION_KEY_PREVIOUS again and finish "
+        "re-encrypting; GET /health/crypto reports the keys' state."
+    )
+
+
 class TransactionConflict(ServiceUnavailable):
     """The database broke a transaction off to settle a clash with a concurrent
     one (a deadlock, a serialization failure, a row changed since it was read).

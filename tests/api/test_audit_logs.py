@@ -728,6 +728,8 @@ async def test_the_client_address_is_the_peer_when_no_proxy_is_trusted(
         # A hop that is no address was not written by a proxy: the peer is sure.
         ("10.1.2.3", "<script>, 10.9.9.9", "10.1.2.3"),
         ("10.1.2.3", "", "10.1.2.3"),
+        ("10.1.2.3", "fe80::1%" + "z" * 80, "10.1.2.3"),
+        ("10.1.2.3", "2001:db8::7", "2001:db8::7"),
     ],
 )
 async def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(

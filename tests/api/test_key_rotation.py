@@ -734,3 +734,55 @@ async def test_graphql_answers_not_started_without_a_run(
         "failureReason": None,
         "startedBy": None,
     }
+
+
+# The previous key removed too early
+
+
+async def test_secrets_no_key_opens_answer_503_naming_the_keys(
+    replica: Any, keys: Keys
+) -> None:
+    body = {"name": "Kept", "type": "web"}
+    async with replica(keys.old) as old:
+        org = await old.factory.org()
+        template = await _template(old.http, org.owner, "old-signing-secret")
+        first = await old.http.post(
+            "/v1/admin/pipelines",
+            json=body,
+            headers={**org.owner.headers, "Idempotency-Key": "kept-1"},
+        )
+
+    async with replica(keys.new) as too_early:
+        replayed = await too_early.http.post(
+            "/v1/admin/pipelines",
+            json=body,
+            headers={**org.owner.headers, "Idempotency-Key": "kept-1"},
+        )
+        kept = await _revision(too_early.http, org.owner, template["id"], "***")
+        through_graphql = await too_early.http.post(
+            "/v1/admin/graphql",
+            json={
+                "query": "mutation ($input: CreateIntegrationRevisionInput!) {"
+                " createIntegrationRevision(input: $input) { userErrors { code } } }",
+                "variables": {
+                    "input": {
+                        "templateId": template["id"],
+                        "config": {"signing_secret": "***", **MAPPING},
+                    }
+                },
+            },
+            headers=org.owner.headers,
+        )
+        revisions = await too_early.http.get(
+            f"{TEMPLATES}/{template['id']}/revisions", headers=org.owner.headers
+        )
+
+    assert first.status_code == 201
+    for refused in (replayed, kept):
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert "ENCRYPTION_KEY_PREVIOUS" in refused.json()["error"]["message"]
+    errors = through_graphql.json()["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["SERVICE_UNAVAILABLE"]
+    # Nothing was written: the template still has its one revision.
+    assert [r["revision_number"] for r in revisions.json()["data"]] == [1]

@@ -21,6 +21,7 @@ from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.models import IdempotencyRecord
 from signal_admin.persistence.types import utc_now
 from signal_admin.resolvers.context import RequestContext
+from signal_admin.resolvers.secrets import opened
 from signal_admin.security.tokens import digest
 
 MAX_KEY_LENGTH = 255
@@ -87,9 +88,7 @@ async def claim(
             if record.request_hash != request_fingerprint:
                 raise IdempotencyKeyReused()
             if record.status_code is not None and record.response_ciphertext:
-                body = ctx.services.cipher.decrypt(
-                    record.response_ciphertext, record.id
-                )
+                body = opened(ctx, record.response_ciphertext, record.id)
                 return StoredAnswer(record.status_code, body.encode())
             if record.locked_until > now:
                 raise _still_running()

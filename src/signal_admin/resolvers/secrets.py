@@ -20,13 +20,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from signal_admin.errors import FieldProblem, ValidationFailed
+from signal_admin.errors import FieldProblem, SecretUnreadable, ValidationFailed
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.models import IntegrationRevision, Secret
 from signal_admin.resolvers.context import RequestContext
+from signal_admin.security.crypto import DecryptionError
+
+log = structlog.get_logger(__name__)
 
 MASK = "***"
 REFERENCE = "$secret"
@@ -139,7 +143,17 @@ async def _previous_value(
                 )
             ],
         )
-    return ctx.services.cipher.decrypt(secret.ciphertext, secret.id)
+    return opened(ctx, secret.ciphertext, secret.id)
+
+
+def opened(ctx: RequestContext, ciphertext: str, row_id: str) -> str:
+    """The plaintext `ciphertext` of row `row_id` seals; 503 when none of the
+    configured keys opens it."""
+    try:
+        return ctx.services.cipher.decrypt(ciphertext, row_id)
+    except DecryptionError:
+        log.error("crypto.secret_unreadable", row_id=row_id)
+        raise SecretUnreadable() from None
 
 
 async def store(

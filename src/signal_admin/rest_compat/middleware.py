@@ -325,8 +325,10 @@ def _routed(scope: Scope) -> bool:
 
 
 def _is_address(text: str) -> bool:
+    """Whether `text` is a plain IPv4 or IPv6 address. A zone (`fe80::1%eth0`)
+    names an interface of the sender's own host, never a client's address."""
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    return getattr(address, "scope_id", None) is None
