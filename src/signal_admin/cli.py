@@ -233,8 +233,9 @@ def re_encrypt(settings: Settings, args: argparse.Namespace) -> None:
 
     if remaining:
         raise CommandFailed(
-            f"{remaining} stored value(s) are still not under ENCRYPTION_KEY; keep "
-            "ENCRYPTION_KEY_PREVIOUS set and see the lines above"
+            f"{remaining} stored value(s) are still not under ENCRYPTION_KEY; "
+            "ENCRYPTION_KEY_PREVIOUS must hold the key they were sealed with "
+            "(see the lines above)"
         )
     print(
         "every stored value is under ENCRYPTION_KEY: "
@@ -400,7 +401,8 @@ def _describe(error: DomainError) -> str:
 def _describe_purge(purge: AuditPurge, days: int) -> str:
     entries = "entry" if purge.removed == 1 else "entries"
     done = (
-        f"removed {purge.removed} audit {entries} older than {days} days "
+        f"removed {purge.removed} audit {entries} older than {days} "
+        f"{'day' if days == 1 else 'days'} "
         f"(before {format_timestamp(purge.cut_off)})"
     )
     if purge.another_running:
