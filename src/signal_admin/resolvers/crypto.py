@@ -127,6 +127,19 @@ class ReEncryption:
     status: str
     remaining: int
 
+    @property
+    def total(self) -> int:
+        """What the run set out to rewrite; without a run, what is left."""
+        return self.run.total if self.run else self.remaining
+
+    @property
+    def done(self) -> int:
+        return self.run.done if self.run else 0
+
+    @property
+    def unreadable(self) -> int:
+        return self.run.unreadable if self.run else 0
+
 
 @requires(Permission.MANAGE_ORGANIZATION)
 async def start_re_encryption(ctx: RequestContext) -> ReEncryption:

@@ -50,9 +50,9 @@ def re_encryption_body(re_encryption: ReEncryption) -> dict[str, Any]:
     return {
         "id": run.id if run else None,
         "status": re_encryption.status,
-        "total": run.total if run else re_encryption.remaining,
-        "done": run.done if run else 0,
-        "unreadable": run.unreadable if run else 0,
+        "total": re_encryption.total,
+        "done": re_encryption.done,
+        "unreadable": re_encryption.unreadable,
         "remaining": re_encryption.remaining,
         "started_by": run.started_by if run else None,
         "started_at": format_timestamp(run.started_at) if run else None,

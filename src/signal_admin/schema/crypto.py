@@ -81,9 +81,9 @@ class ReEncryptionRun:
         return cls(
             id=strawberry.ID(run.id) if run else None,
             status=ReEncryptionStatus(re_encryption.status),
-            total=run.total if run else re_encryption.remaining,
-            done=run.done if run else 0,
-            unreadable=run.unreadable if run else 0,
+            total=re_encryption.total,
+            done=re_encryption.done,
+            unreadable=re_encryption.unreadable,
             remaining=re_encryption.remaining,
             started_at=run.started_at if run else None,
             heartbeat_at=run.heartbeat_at if run else None,
