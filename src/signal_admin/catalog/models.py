@@ -87,11 +87,17 @@ class Defaults(_Strict):
     action: Literal["drop", "pass"] = "drop"
 
 
+TimestampFormat = Literal["epoch_seconds", "epoch_millis", "epoch_micros", "iso8601"]
+
+
 class Mapping(_Strict):
     target: Path
     source: Path | None = None
     value: Any = None
     value_map: dict[str, Any] | None = None
+    # A timestamp (ISO 8601 text or epoch milliseconds) written in the form
+    # the vendor reads: GA4 takes microseconds, Meta seconds.
+    format: TimestampFormat | None = None
 
     @model_validator(mode="after")
     def _one_origin(self) -> Mapping:
