@@ -38,6 +38,7 @@ SHARED_PATH_PARAMETERS = frozenset({"vendor_key"})
 ID_QUERY_FIELDS = {
     "pipeline": "pipeline_id",
     "integrationTemplate": "template_id",
+    "transformation": "transformation_id",
     "user": "user_id",
 }
 SHARED_QUERY_FIELDS = frozenset({"catalogVendor"})
@@ -48,6 +49,7 @@ ID_PREFIXES = {
     "template_id": "tmpl",
     "revision_id": "rev",
     "user_id": "usr",
+    "transformation_id": "tr",
 }
 PAGE_SIZE = 5
 # How many items a list is counted as when nothing gives its size, and the
@@ -74,6 +76,7 @@ class PopulatedOrg:
     templates: list[Body] = field(default_factory=list)
     revisions: dict[str, list[Body]] = field(default_factory=dict)
     attachments: list[Body] = field(default_factory=list)
+    transformations: list[Body] = field(default_factory=list)
 
     @property
     def owner(self) -> Member:
@@ -103,7 +106,7 @@ class PopulatedOrg:
         """Every consistent filling of a REST path's id parameters with this
         organisation's ids: each pipeline, each attachment under its
         pipeline, each template, each revision under its template, each
-        user."""
+        user, each transformation."""
         pipelines = [{"pipeline_id": pipeline["id"]} for pipeline in self.pipelines]
         attachments = [
             {"pipeline_id": item["pipeline_id"], "attachment_id": item["id"]}
@@ -115,7 +118,17 @@ class PopulatedOrg:
             for item in self.every_revision
         ]
         users = [{"user_id": user_id} for user_id in self.user_ids]
-        return [*pipelines, *attachments, *templates, *revisions, *users]
+        transformations = [
+            {"transformation_id": item["id"]} for item in self.transformations
+        ]
+        return [
+            *pipelines,
+            *attachments,
+            *templates,
+            *revisions,
+            *users,
+            *transformations,
+        ]
 
     def ids(self) -> set[str]:
         """Every id this organisation's objects carry."""
@@ -126,6 +139,7 @@ class PopulatedOrg:
             *(template["id"] for template in self.templates),
             *(revision["id"] for revision in self.every_revision),
             *(attachment["id"] for attachment in self.attachments),
+            *(item["id"] for item in self.transformations),
         }
 
     def traces(self) -> set[str]:
@@ -143,7 +157,8 @@ async def populate(factory: Factory, client: AsyncClient) -> PopulatedOrg:
     """A signed-in owner, an admin, an editor, a viewer and an invitee; three
     pipelines; a hand-made template with three revisions, a GA4 template with
     two and a spare one attached nowhere; three attachments, one of them
-    pinned behind the latest revision."""
+    pinned behind the latest revision; a transformation for every integration
+    and one for the hand-made template; a data layer of its own."""
     marker = f"mark{uuid.uuid4().hex[:10]}"
     org = await factory.org()
     members = [
@@ -221,6 +236,34 @@ async def populate(factory: Factory, client: AsyncClient) -> PopulatedOrg:
                 client, org.owner, f"/pipelines/{pipeline['id']}/integrations", body
             )
         )
+    for name, template_id in [("everywhere", None), ("hooks only", hooks_id)]:
+        populated.transformations.append(
+            await _create(
+                client,
+                org.owner,
+                "/transformations",
+                {
+                    "name": f"{marker} {name}",
+                    "integration_id": template_id,
+                    "config": {
+                        "steps": [{"type": "enrich", "fields": {"team": marker}}]
+                    },
+                },
+            )
+        )
+    response = await client.put(
+        f"{API}/data-layer",
+        json={
+            "config": {
+                "pii_rules": {"hash_fields": [f"traits.{marker}"]},
+                "routing_rules": [
+                    {"condition": f"event.event = '{marker}'", "action": "drop"}
+                ],
+            }
+        },
+        headers=org.owner.headers,
+    )
+    assert response.status_code == 200, response.text
     populated.templates = [
         await _read(client, org.owner, f"/integration-templates/{template['id']}")
         for template in populated.templates

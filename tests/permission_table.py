@@ -67,6 +67,7 @@ UNKNOWN: dict[str, str] = {
     "revision_id": new_id("rev"),
     "attachment_id": new_id("pi"),
     "user_id": new_id("usr"),
+    "transformation_id": new_id("tr"),
     "vendor_key": "no_such_vendor",
 }
 UNKNOWN_INVITE = "inv_" + "0" * 40
@@ -117,6 +118,8 @@ _ATTACHMENT = "/pipelines/{pipeline_id}/integrations/{attachment_id}"
 _TEMPLATE = "/integration-templates/{template_id}"
 _REVISION = "/integration-templates/{template_id}/revisions/{revision_id}"
 _USER = "/users/{user_id}"
+_TRANSFORMATION = "/transformations/{transformation_id}"
+_STEPS = {"steps": [{"type": "enrich", "fields": {"checked": True}}]}
 
 _PUBLIC = Access.PUBLIC
 _SIGNED_IN = Access.SIGNED_IN
@@ -124,6 +127,8 @@ _READ = Permission.READ_CONFIGURATION
 _WRITE = Permission.WRITE_CONFIGURATION
 _DELETE = Permission.DELETE_CONFIGURATION
 _USERS = Permission.MANAGE_USERS
+_TRANSFORM = Permission.WRITE_TRANSFORMATIONS
+_DATA_LAYER = Permission.WRITE_DATA_LAYER
 _AUDIT = Permission.READ_AUDIT_LOG
 _OWNER = Permission.MANAGE_ORGANIZATION
 
@@ -156,6 +161,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", _PIPELINE, _WRITE, {"name": "Renamed"}, answers=404),
     Route("DELETE", _PIPELINE, _DELETE, answers=404),
     Route("POST", f"{_PIPELINE}/rotate-key", _WRITE, answers=404),
+    Route("POST", f"{_PIPELINE}/test-events", _TRANSFORM, {"event": {}}, answers=404),
     # Pipeline integrations: templates attached to pipelines.
     Route("GET", f"{_PIPELINE}/integrations", _READ, answers=404),
     Route(
@@ -204,6 +210,23 @@ ROUTES: tuple[Route, ...] = (
         {"revision_id": UNKNOWN["revision_id"]},
         answers=404,
     ),
+    # Transformations and their dry runs.
+    Route("GET", "/transformations", _READ, answers=200),
+    Route("POST", "/transformations", _TRANSFORM, {}, answers=400),
+    Route("GET", _TRANSFORMATION, _READ, answers=404),
+    Route("PATCH", _TRANSFORMATION, _TRANSFORM, {"name": "Renamed"}, answers=404),
+    Route("DELETE", _TRANSFORMATION, _TRANSFORM, answers=404),
+    Route(
+        "POST",
+        "/transformations/test",
+        _TRANSFORM,
+        {"config": _STEPS, "event": {}},
+        answers=200,
+    ),
+    Route("POST", f"{_TRANSFORMATION}/test", _TRANSFORM, {"event": {}}, answers=404),
+    # The data layer; an empty body changes nothing.
+    Route("GET", "/data-layer", _READ, answers=200),
+    Route("PUT", "/data-layer", _DATA_LAYER, {}, answers=400),
     # Users.
     Route("GET", "/users", _USERS, answers=200),
     Route("POST", "/users", _USERS, {}, answers=400),
@@ -277,6 +300,9 @@ ROOT_FIELDS: tuple[RootField, ...] = (
     _query("catalogVendor", _READ, NULL, key=UNKNOWN["vendor_key"]),
     _query("integrationTemplate", _READ, NULL, id=UNKNOWN["template_id"]),
     _query("integrationTemplates", _READ),
+    _query("transformation", _READ, NULL, id=UNKNOWN["transformation_id"]),
+    _query("transformations", _READ),
+    _query("dataLayer", _READ),
     _query("user", _USERS, NULL, id=UNKNOWN["user_id"]),
     _query("users", _USERS),
     _query("auditLogs", _AUDIT),
@@ -300,6 +326,13 @@ ROOT_FIELDS: tuple[RootField, ...] = (
     ),
     _mutation("deletePipeline", _DELETE, _NOT_FOUND, id=UNKNOWN["pipeline_id"]),
     _mutation("rotatePipelineKey", _WRITE, _NOT_FOUND, id=UNKNOWN["pipeline_id"]),
+    _mutation(
+        "sendTestEvents",
+        _TRANSFORM,
+        _NOT_FOUND,
+        pipelineId=UNKNOWN["pipeline_id"],
+        event={},
+    ),
     # Pipeline integrations.
     _mutation(
         "attachIntegration",
@@ -356,6 +389,26 @@ ROOT_FIELDS: tuple[RootField, ...] = (
         templateId=UNKNOWN["template_id"],
         revisionId=UNKNOWN["revision_id"],
     ),
+    # Transformations and the data layer.
+    _mutation("createTransformation", _TRANSFORM, _REQUIRED, _REQUIRED),
+    _mutation(
+        "updateTransformation",
+        _TRANSFORM,
+        _NOT_FOUND,
+        id=UNKNOWN["transformation_id"],
+        name="New",
+    ),
+    _mutation(
+        "deleteTransformation", _TRANSFORM, _NOT_FOUND, id=UNKNOWN["transformation_id"]
+    ),
+    _mutation(
+        "testTransformation",
+        _TRANSFORM,
+        _NOT_FOUND,
+        id=UNKNOWN["transformation_id"],
+        event={},
+    ),
+    _mutation("updateDataLayer", _DATA_LAYER, _REQUIRED),
     # Users.
     _mutation("createUser", _USERS, _REQUIRED, _REQUIRED, _REQUIRED),
     _mutation("updateUser", _USERS, _NOT_FOUND, id=UNKNOWN["user_id"], name="New"),

@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 from signal_admin import __version__
 from signal_admin.catalog.loader import shipped_catalog
 from signal_admin.config import Settings
+from signal_admin.live.bus import LiveBus, MemoryBus, RedisBus
 from signal_admin.logs import configure_logging
 from signal_admin.persistence.audit_retention import scheduled_audit_purges
 from signal_admin.persistence.database import Database
+from signal_admin.processing.sandbox import Sandbox, SandboxLimits
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
 from signal_admin.resolvers.crypto import re_encryption_workers
@@ -25,11 +27,14 @@ from signal_admin.rest_compat import (
     auth,
     catalog,
     crypto,
+    data_layer,
     health,
     organizations,
     pipeline_integrations,
     pipelines,
     templates,
+    test_events,
+    transformations,
     users,
 )
 from signal_admin.rest_compat.errors import install_error_handlers
@@ -70,6 +75,7 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     limiter: RateLimiter = RedisRateLimiter(redis) if redis else MemoryRateLimiter()
+    live: LiveBus = RedisBus(redis) if redis else MemoryBus()
     return Services(
         settings=settings,
         db=Database(settings.database_url),
@@ -83,11 +89,20 @@ def build_services(settings: Settings) -> Services:
         limiter=limiter,
         catalog=shipped_catalog(),
         redis=redis,
+        live=live,
+        sandbox=Sandbox(
+            SandboxLimits(
+                time_limit_ms=settings.js_time_limit_ms,
+                heap_limit_bytes=settings.js_heap_limit_bytes,
+            )
+        ),
     )
 
 
 async def close_services(services: Services) -> None:
     await services.db.dispose()
+    if services.sandbox is not None:
+        services.sandbox.close()
     if services.redis is not None:
         await services.redis.aclose()
 
@@ -126,9 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth.router,
         pipelines.router,
+        test_events.router,
         catalog.router,
         templates.router,
         pipeline_integrations.router,
+        transformations.router,
+        data_layer.router,
         users.router,
         organizations.router,
         audit_logs.router,
@@ -138,7 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql_router(settings))
     app.include_router(health.router)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, json_prefix=API_PREFIX
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        json_prefix=API_PREFIX,
+        yaml_prefixes=(transformations.PREFIX,),
     )
     app.add_middleware(
         AdmissionMiddleware,

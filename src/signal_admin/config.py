@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     re_encryption_stale_seconds: float = Field(default=60.0, gt=0)
     re_encryption_watch_seconds: float = Field(default=30.0, ge=0)
 
+    # Dry runs of the processing steps (transformation tests, test events):
+    # the time budget of one request, the limits of one custom JavaScript
+    # call, and how many worker threads run them.
+    dry_run_budget_seconds: float = Field(default=5.0, gt=0)
+    js_time_limit_ms: float = Field(default=50.0, gt=0)
+    js_heap_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+    processing_threads: int = Field(default=4, ge=1, le=64)
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

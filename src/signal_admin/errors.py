@@ -198,6 +198,16 @@ class MissingPipelineParameters(DomainError):
     user_fixable = True
 
 
+class InvalidTransformation(DomainError):
+    """A transformation's step document that cannot run; `details` names the
+    step and field of every problem (`config.steps.2.condition`)."""
+
+    code = "INVALID_TRANSFORMATION"
+    status = 422
+    default_message = "The transformation's steps are not valid."
+    user_fixable = True
+
+
 class IdempotencyKeyReused(DomainError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422

@@ -22,6 +22,7 @@ from tests.helpers import audit_entries
 
 USER_AGENT = "audit-sweep/1.0"
 MAPPING = {"defaults": {"action": "pass"}}
+STEPS = {"steps": [{"type": "enrich", "fields": {"source": "site"}}]}
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -36,8 +37,10 @@ class World:
     revision: dict[str, Any]
     attachment: dict[str, Any]
     invited: dict[str, Any]
-    # A template with two revisions that no pipeline uses.
+    # A template with two revisions that no pipeline uses, and a
+    # transformation of its own.
     spare_template_id: str
+    transformation: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ SCENARIOS: dict[tuple[str, str], tuple[Scenario, list[str]]] = {
             "integration_template.deleted",
             "integration_revision.deleted",
             "integration_revision.deleted",
+            "transformation.deleted",
         ],
     ),
     ("POST", "/integration-templates/{template_id}/revisions"): (
@@ -184,6 +188,28 @@ SCENARIOS: dict[tuple[str, str], tuple[Scenario, list[str]]] = {
             {"revision_id": w.revision["id"]},
         ),
         ["pipeline_integration.updated"],
+    ),
+    ("POST", "/transformations"): (
+        lambda w: Call("POST", "/transformations", {"name": "New", "config": STEPS}),
+        ["transformation.created"],
+    ),
+    ("PATCH", "/transformations/{transformation_id}"): (
+        lambda w: Call(
+            "PATCH", f"/transformations/{w.transformation['id']}", {"enabled": False}
+        ),
+        ["transformation.updated"],
+    ),
+    ("DELETE", "/transformations/{transformation_id}"): (
+        lambda w: Call("DELETE", f"/transformations/{w.transformation['id']}"),
+        ["transformation.deleted"],
+    ),
+    ("PUT", "/data-layer"): (
+        lambda w: Call(
+            "PUT",
+            "/data-layer",
+            {"config": {"pii_rules": {"hash_fields": ["traits.email"]}}},
+        ),
+        ["data_layer.updated"],
     ),
     ("POST", "/users"): (
         lambda w: Call(
@@ -223,6 +249,13 @@ UNAUDITED = {
     ),
     ("DELETE", "/integration-templates/{template_id}/revisions/{revision_id}"): (
         "revisions are immutable: always 405"
+    ),
+    ("POST", "/pipelines/{pipeline_id}/test-events"): (
+        "a dry run: nothing is written or delivered"
+    ),
+    ("POST", "/transformations/test"): "a dry run: nothing is written",
+    ("POST", "/transformations/{transformation_id}/test"): (
+        "a dry run: nothing is written"
     ),
 }
 
@@ -305,6 +338,16 @@ async def _world(client: AsyncClient, factory: Factory) -> World:
         f"/integration-templates/{spare['template']['id']}/revisions",
         {"config": MAPPING},
     )
+    transformation = await _post(
+        client,
+        owner,
+        "/transformations",
+        {
+            "name": "Spare's own",
+            "integration_id": spare["template"]["id"],
+            "config": STEPS,
+        },
+    )
     invited = await factory.invite(owner, "viewer")
     return World(
         org=org,
@@ -315,6 +358,7 @@ async def _world(client: AsyncClient, factory: Factory) -> World:
         attachment=attachment,
         invited=invited,
         spare_template_id=spare["template"]["id"],
+        transformation=transformation,
     )
 
 

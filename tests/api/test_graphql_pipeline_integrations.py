@@ -62,6 +62,7 @@ query ($first: Int!) {
       template { id name catalogVendor { key } }
       revision { revisionNumber createdBy { id } }
       latestRevision { revisionNumber }
+      transformations { name }
     }
   } } }
 }
@@ -393,6 +394,8 @@ async def test_pipelines_answer_their_integration_graph(
     )
     ga4_id = installed.json()["data"]["installCatalogIntegration"]["template"]["id"]
     await attach(client, org.owner, pipeline["id"], ga4_id, enabled=False)
+    await transformation(client, org.owner, "Hook only", hook["id"])
+    await transformation(client, org.owner, "All integrations", None)
 
     response = await graphql(client, org.owner, GRAPH, {"first": 10})
 
@@ -408,6 +411,7 @@ async def test_pipelines_answer_their_integration_graph(
             "template": {"id": hook["id"], "name": hook["name"], "catalogVendor": None},
             "revision": {"revisionNumber": 1, "createdBy": {"id": org.owner.id}},
             "latestRevision": {"revisionNumber": 2},
+            "transformations": [{"name": "All integrations"}, {"name": "Hook only"}],
         },
         {
             "id": None,
@@ -416,15 +420,29 @@ async def test_pipelines_answer_their_integration_graph(
             "template": {"id": ga4_id, "name": "GA4", "catalogVendor": {"key": "ga4"}},
             "revision": {"revisionNumber": 1, "createdBy": {"id": org.owner.id}},
             "latestRevision": {"revisionNumber": 1},
+            "transformations": [{"name": "All integrations"}],
         },
     ]
+
+
+async def transformation(
+    client: AsyncClient, member: Member, name: str, template_id: str | None
+) -> None:
+    response = await client.post(
+        "/v1/admin/transformations",
+        json={"name": name, "integration_id": template_id, "config": {"steps": []}},
+        headers=member.headers,
+    )
+    assert response.status_code == 201, response.text
 
 
 async def _org_with_attached_pipelines(
     client: AsyncClient, factory: Factory, count: int
 ) -> Member:
     """An organisation with `count` pipelines, each with the same three
-    templates attached, one of them pinned below its latest revision."""
+    templates attached, one of them pinned below its latest revision; each
+    template has a transformation of its own, next to an organisation-wide
+    one."""
     org = await factory.org()
     templates = [
         (await create_template(client, org.owner))["template"] for _ in range(3)
@@ -439,6 +457,9 @@ async def _org_with_attached_pipelines(
             )
             assert response.status_code == 201, response.text
     await create_revision(client, org.owner, templates[0]["id"])
+    for number, template in enumerate(templates):
+        await transformation(client, org.owner, f"Own {number}", template["id"])
+    await transformation(client, org.owner, "Everywhere", None)
     return org.owner
 
 
@@ -466,10 +487,17 @@ async def test_the_pipeline_graph_costs_the_same_selects_for_10_and_100_pipeline
         )
         == 100
     )
+    assert all(
+        [item["name"] for item in integration["transformations"]]
+        == ["Everywhere", f"Own {number}"]
+        for edge in large_edges
+        for number, integration in enumerate(edge["node"]["integrations"])
+    )
     # The caller, the page of pipelines, their attachments, the attached
-    # templates, the pinned revisions, the latest revisions and the pinned
-    # revisions' authors; catalog vendors come from memory.
-    assert len(small_selects) == len(large_selects) == 7
+    # templates, the pinned revisions, the latest revisions, the pinned
+    # revisions' authors and the transformations that apply; catalog vendors
+    # come from memory.
+    assert len(small_selects) == len(large_selects) == 8
 
 
 async def test_rollout_revision_moves_every_pin_and_names_strangers(

@@ -14,6 +14,7 @@ fails here, by name, until it is given a case.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,12 @@ TEMPLATE = f"{API}/integration-templates/{{template_id}}"
 REVISIONS = f"{TEMPLATE}/revisions"
 REVISION = f"{REVISIONS}/{{revision_id}}"
 USER = f"{API}/users/{{user_id}}"
+TRANSFORMATION = f"{API}/transformations/{{transformation_id}}"
+PAGE_VIEW = {
+    "type": "page",
+    "anonymousId": "anon-1",
+    "context": {"page": {"url": "https://example.com/"}},
+}
 NOT_FOUND = (404, "NOT_FOUND")
 # A version no object has reached: a write that honoured it before finding
 # the object would answer 412 and so reveal that the object exists.
@@ -115,6 +122,13 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("GET", REVISIONS): Call(),
     ("GET", REVISION): Call(),
     ("GET", USER): Call(),
+    ("GET", TRANSFORMATION): Call(),
+    ("POST", f"{PIPELINE}/test-events"): Call(
+        body=lambda populated, binding: {"event": PAGE_VIEW}
+    ),
+    ("POST", f"{TRANSFORMATION}/test"): Call(
+        body=lambda populated, binding: {"event": {"a": 1}}
+    ),
     ("POST", ATTACHMENTS): Call(body=_spare_template, succeeds=201),
     ("POST", REVISIONS): Call(body=_next_revision, succeeds=201),
     ("POST", f"{TEMPLATE}/rollout"): Call(body=_first_revision),
@@ -134,6 +148,9 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("PATCH", TEMPLATE): Call(
         body=lambda populated, binding: {"description": "changed across orgs"}
     ),
+    ("PATCH", TRANSFORMATION): Call(
+        body=lambda populated, binding: {"description": "changed across orgs"}
+    ),
     ("PATCH", USER): Call(
         body=lambda populated, binding: {"name": "Renamed across orgs"}, own=_admin
     ),
@@ -141,6 +158,7 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("PATCH", REVISION): REVISIONS_NEVER_CHANGE,
     ("DELETE", REVISION): REVISIONS_NEVER_CHANGE,
     ("DELETE", ATTACHMENT): Call(succeeds=204),
+    ("DELETE", TRANSFORMATION): Call(succeeds=204),
     ("DELETE", TEMPLATE): Call(queries=({"cascade": "true"}, {}), succeeds=204),
     ("DELETE", PIPELINE): Call(succeeds=204),
     ("DELETE", USER): Call(succeeds=204, own=_admin),
@@ -337,6 +355,11 @@ def list_filters(theirs: PopulatedOrg) -> dict[str, list[dict[str, Any]]]:
             {"q": marker},
             {"q": "invitee"},
         ],
+        f"{API}/transformations": [
+            {"integration_id": theirs.templates[0]["id"]},
+            {"q": marker},
+            {"q": "everywhere"},
+        ],
         f"{API}/integration-catalog": [
             {"category": "analytics"},
             {"status": "ga"},
@@ -404,6 +427,10 @@ def graphql_filters(theirs: PopulatedOrg) -> dict[str, list[dict[str, Any]]]:
         "users": [
             *({"role": role} for role in ("OWNER", "ADMIN", "EDITOR", "VIEWER")),
             *({"status": status} for status in ("ACTIVE", "INVITED", "DISABLED")),
+            {"q": marker},
+        ],
+        "transformations": [
+            {"integrationId": theirs.templates[0]["id"]},
             {"q": marker},
         ],
         "catalogVendors": [{"category": "analytics"}, {"status": "ga"}, {"q": "g"}],
@@ -596,6 +623,7 @@ PIPELINE_IDS = frozenset({"pipeline_id"})
 ATTACHMENT_IDS = frozenset({"pipeline_id", "attachment_id"})
 TEMPLATE_IDS = frozenset({"template_id"})
 USER_IDS = frozenset({"user_id"})
+TRANSFORMATION_IDS = frozenset({"transformation_id"})
 # In the order the mutations succeed one after another with an
 # organisation's own ids.
 MUTATION_CALLS: dict[str, MutationCall] = {
@@ -618,6 +646,35 @@ MUTATION_CALLS: dict[str, MutationCall] = {
         lambda populated, binding: {
             "templateId": binding["template_id"],
             "revisionId": populated.revisions[binding["template_id"]][0]["id"],
+        },
+    ),
+    "createTransformation": MutationCall(
+        TEMPLATE_IDS,
+        lambda populated, binding: {
+            "name": f"made across orgs {uuid.uuid4().hex}",
+            "integrationId": binding["template_id"],
+            "config": {"steps": []},
+        },
+    ),
+    "sendTestEvents": MutationCall(
+        PIPELINE_IDS,
+        lambda populated, binding: {
+            "pipelineId": binding["pipeline_id"],
+            "event": PAGE_VIEW,
+        },
+    ),
+    "testTransformation": MutationCall(
+        TRANSFORMATION_IDS,
+        lambda populated, binding: {
+            "id": binding["transformation_id"],
+            "event": {"a": 1},
+        },
+    ),
+    "updateTransformation": MutationCall(
+        TRANSFORMATION_IDS,
+        lambda populated, binding: {
+            "id": binding["transformation_id"],
+            "description": "changed across orgs",
         },
     ),
     "rotatePipelineKey": MutationCall(
@@ -653,6 +710,10 @@ MUTATION_CALLS: dict[str, MutationCall] = {
         USER_IDS,
         lambda populated, binding: {"id": binding["user_id"], "name": "Renamed"},
         _admin,
+    ),
+    "deleteTransformation": MutationCall(
+        TRANSFORMATION_IDS,
+        lambda populated, binding: {"id": binding["transformation_id"]},
     ),
     "detachIntegration": MutationCall(
         ATTACHMENT_IDS,
@@ -853,6 +914,22 @@ async def test_another_orgs_ids_in_a_rest_body_are_refused_like_unknown_ones(
             f"{API}/integration-templates/{hooks}/revisions",
             {"config": {**latest, "signing_secret": {"$secret": their_secret}}},
             their_secret,
+        ),
+        (
+            "POST",
+            f"{API}/transformations",
+            {
+                "name": "Across orgs",
+                "integration_id": theirs.templates[0]["id"],
+                "config": {"steps": []},
+            },
+            theirs.templates[0]["id"],
+        ),
+        (
+            "PATCH",
+            f"{API}/transformations/{ours.transformations[0]['id']}",
+            {"integration_id": theirs.templates[0]["id"]},
+            theirs.templates[0]["id"],
         ),
     ]
     before = (await read_back(client, app, ours), await read_back(client, app, theirs))

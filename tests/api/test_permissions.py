@@ -42,12 +42,14 @@ USER_SEEN = "id email lastLoginAt"
 @dataclass
 class Team:
     """One member of each role in one organisation, and one more editor who
-    wrote a template's revision and attached it to a pipeline."""
+    wrote a template's revision, attached it to a pipeline and wrote a
+    transformation for it."""
 
     members: dict[str, Member]
     author: Member
     template_id: str
     pipeline_id: str
+    transformation_id: str
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,19 @@ async def team(app: FastAPI) -> Team:
             headers=author.headers,
         )
         assert attached.status_code == 201, attached.text
-    return Team(members, author, template_id, pipeline["id"])
+        transformation = await http.post(
+            "/v1/admin/transformations",
+            json={
+                "name": "Author's",
+                "integration_id": template_id,
+                "config": {"steps": []},
+            },
+            headers=author.headers,
+        )
+        assert transformation.status_code == 201, transformation.text
+    return Team(
+        members, author, template_id, pipeline["id"], transformation.json()["id"]
+    )
 
 
 def _cases(rows: tuple[Any, ...], *, permitted: bool) -> list[Any]:
@@ -330,6 +344,7 @@ USER_FIELDS_CHECKED_BELOW = {
     ("Query", "user"),
     ("UserEdge", "node"),
     ("IntegrationRevision", "createdBy"),
+    ("Transformation", "createdBy"),
     ("AuditLog", "actor"),
 }
 # Answered only to callers who may read users, or about the caller themself.
@@ -391,7 +406,7 @@ async def test_user_and_users_show_other_users_in_full_to_roles_that_read_users(
 
 
 AUTHORS = f"""
-query ($template: ID!, $pipeline: ID!) {{
+query ($template: ID!, $pipeline: ID!, $transformation: ID!) {{
   integrationTemplate(id: $template) {{
     latestRevision {{ createdBy {{ {USER_SEEN} }} }}
     revisions {{ edges {{ node {{ createdBy {{ {USER_SEEN} }} }} }} }}
@@ -401,39 +416,55 @@ query ($template: ID!, $pipeline: ID!) {{
     integrations {{
       revision {{ createdBy {{ {USER_SEEN} }} }}
       latestRevision {{ createdBy {{ {USER_SEEN} }} }}
+      transformations {{ createdBy {{ {USER_SEEN} }} }}
     }}
   }}
+  transformation(id: $transformation) {{ createdBy {{ {USER_SEEN} }} }}
+  transformations {{ edges {{ node {{ createdBy {{ {USER_SEEN} }} }} }} }}
 }}
 """
 
 
 def _authors(response: Response) -> list[dict[str, Any]]:
-    """The createdBy of every revision in an AUTHORS answer."""
+    """The createdBy of every revision and transformation in an AUTHORS
+    answer."""
     data = response.json()["data"]
     template = data["integrationTemplate"]
-    revisions = [
+    integrations = data["pipeline"]["integrations"]
+    written = [
         template["latestRevision"],
         *(edge["node"] for edge in template["revisions"]["edges"]),
         *(attachment["revision"] for attachment in template["attachments"]),
         *(
             revision
-            for attachment in data["pipeline"]["integrations"]
+            for attachment in integrations
             for revision in (attachment["revision"], attachment["latestRevision"])
         ),
+        *(
+            item
+            for attachment in integrations
+            for item in attachment["transformations"]
+        ),
+        data["transformation"],
+        *(edge["node"] for edge in data["transformations"]["edges"]),
     ]
-    return [revision["createdBy"] for revision in revisions]
+    return [item["createdBy"] for item in written]
 
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_a_revision_author_is_hidden_exactly_from_roles_that_may_not_read_users(
     client: AsyncClient, team: Team, role: str
 ) -> None:
-    variables = {"template": team.template_id, "pipeline": team.pipeline_id}
+    variables = {
+        "template": team.template_id,
+        "pipeline": team.pipeline_id,
+        "transformation": team.transformation_id,
+    }
 
     response = await graphql(client, team.members[role], AUTHORS, variables)
 
     authors = _authors(response)
-    assert len(authors) == 5
+    assert len(authors) == 8
     for author in authors:
         _assert_seen_as(author, team.author, role)
 
@@ -441,7 +472,11 @@ async def test_a_revision_author_is_hidden_exactly_from_roles_that_may_not_read_
 async def test_a_revision_author_sees_their_own_email_whatever_their_role(
     client: AsyncClient, team: Team
 ) -> None:
-    variables = {"template": team.template_id, "pipeline": team.pipeline_id}
+    variables = {
+        "template": team.template_id,
+        "pipeline": team.pipeline_id,
+        "transformation": team.transformation_id,
+    }
 
     response = await graphql(client, team.author, AUTHORS, variables)
 

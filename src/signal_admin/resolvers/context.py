@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
+from anyio import CapacityLimiter
 from redis.asyncio import Redis
 
 from signal_admin.catalog.loader import Catalog
@@ -21,6 +22,8 @@ from signal_admin.security.permissions import Permission, role_has
 from signal_admin.security.tokens import TokenService
 
 if TYPE_CHECKING:
+    from signal_admin.live.bus import LiveBus
+    from signal_admin.processing.sandbox import Sandbox
     from signal_admin.resolvers.crypto import ReEncryptionWorkers
 
 
@@ -37,6 +40,17 @@ class Services:
     redis: Redis | None = None
     # This process's re-encryption work, while the app runs.
     re_encryption: ReEncryptionWorkers | None = None
+    # Where stage events are published; custom JavaScript.
+    live: LiveBus | None = None
+    sandbox: Sandbox | None = None
+    _processing_slots: CapacityLimiter | None = None
+
+    def processing_slots(self) -> CapacityLimiter:
+        """The worker threads dry runs may use at once, made on first use
+        (a limiter belongs to the event loop that made it)."""
+        if self._processing_slots is None:
+            self._processing_slots = CapacityLimiter(self.settings.processing_threads)
+        return self._processing_slots
 
 
 @dataclass(frozen=True, slots=True)

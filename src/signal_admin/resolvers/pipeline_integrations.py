@@ -3,8 +3,7 @@ its revisions."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -37,12 +36,12 @@ from signal_admin.persistence.models import (
     PipelineIntegration,
 )
 from signal_admin.persistence.pagination import Page, fetch_page
+from signal_admin.processing.mapping import parameter_keys
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.validation import distinct, parse
 from signal_admin.security.permissions import Permission
 
-PARAMETER = re.compile(r"\{\{\s*pipeline_param\.([A-Za-z0-9_.-]+)\s*\}\}")
 Category = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
 ]
@@ -95,13 +94,9 @@ class Attachment:
         return missing_parameters(self.revision.config, self.pipeline_parameters)
 
 
-def parameters_used(config: Any) -> set[str]:
-    """The keys `config` refers to as `{{pipeline_param.KEY}}`."""
-    return {match for text in _strings(config) for match in PARAMETER.findall(text)}
-
-
 def missing_parameters(config: Any, parameters: dict[str, str]) -> list[str]:
-    return sorted(parameters_used(config) - set(parameters))
+    """The `{{pipeline_param.KEY}}` keys of `config` that `parameters` lacks."""
+    return sorted(parameter_keys(config) - set(parameters))
 
 
 @requires(Permission.READ_CONFIGURATION)
@@ -432,17 +427,6 @@ def _audited(attachment: Attachment) -> dict[str, Any]:
         "enabled": attachment.row.enabled,
         "consent_categories": attachment.row.consent_categories,
     }
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 @requires(Permission.READ_CONFIGURATION)

@@ -33,7 +33,12 @@ from signal_admin.persistence.models import (
 )
 from signal_admin.persistence.pagination import Page, fetch_page
 from signal_admin.persistence.types import utc_now
-from signal_admin.resolvers import audit, pipeline_integrations, secrets
+from signal_admin.resolvers import (
+    audit,
+    pipeline_integrations,
+    secrets,
+    transformations,
+)
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.validation import Problems, check_document_size, parse
 from signal_admin.security.permissions import Permission
@@ -234,9 +239,9 @@ async def delete_template(
     cascade: bool = False,
     expected_version: int | None = None,
 ) -> None:
-    """Delete a template with its revisions and their secrets, one audit entry
-    for each row removed. While pipelines use it, only `cascade` deletes it,
-    detaching it from each of them."""
+    """Delete a template with its revisions, their secrets and its own
+    transformations, one audit entry for each row removed. While pipelines use
+    it, only `cascade` deletes it, detaching it from each of them."""
     principal = ctx.authenticated()
 
     async with ctx.db.transaction() as session:
@@ -257,6 +262,9 @@ async def delete_template(
                 "detach it first or delete with cascade=true."
             )
         await pipeline_integrations.remove(session, ctx, attached)
+        await transformations.remove(
+            session, ctx, await transformations.of_template(session, template.id)
+        )
         revisions = list(
             await session.execute(
                 select(IntegrationRevision.id, IntegrationRevision.revision_number)

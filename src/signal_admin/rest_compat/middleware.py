@@ -25,6 +25,7 @@ from signal_admin.metrics import REQUEST_SECONDS, REQUESTS
 from signal_admin.ratelimit import RateDecision
 from signal_admin.resolvers.access import RateLimitedWith, RefusedAfterCharge, admit
 from signal_admin.resolvers.context import RequestMeta
+from signal_admin.rest_compat.documents import YAML_MEDIA_TYPES
 
 log = structlog.get_logger("signal_admin.http")
 
@@ -197,12 +198,20 @@ class AdmissionMiddleware:
 
 class BodyLimitMiddleware:
     """Refuses request bodies over the size limit (413) and, on the REST face,
-    bodies that are not JSON (415), before any route reads them."""
+    bodies that are not JSON (415), before any route reads them. Paths under
+    one of `yaml_prefixes` take YAML too."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, json_prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        json_prefix: str,
+        yaml_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.json_prefix = json_prefix
+        self.yaml_prefixes = yaml_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -224,7 +233,7 @@ class BodyLimitMiddleware:
             if len(body) > self.max_bytes:
                 await send_error(send, PayloadTooLarge(_too_large(self.max_bytes)))
                 return
-        if body and self._wants_json(scope) and not _is_json(headers):
+        if body and self._wants_json(scope) and not self._readable(scope, headers):
             await send_error(send, UnsupportedMediaType())
             return
         await self.app(scope, _replay(bytes(body), receive), send)
@@ -232,6 +241,14 @@ class BodyLimitMiddleware:
     def _wants_json(self, scope: Scope) -> bool:
         path: str = scope["path"]
         return path.startswith(self.json_prefix) and not path.endswith("/graphql")
+
+    def _readable(self, scope: Scope, headers: dict[str, str]) -> bool:
+        if _is_json(headers):
+            return True
+        path: str = scope["path"]
+        return _media_type(headers) in YAML_MEDIA_TYPES and path.startswith(
+            self.yaml_prefixes
+        )
 
 
 async def send_error(
@@ -278,8 +295,12 @@ def _too_large(limit: int) -> str:
 
 
 def _is_json(headers: dict[str, str]) -> bool:
-    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(headers)
     return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _media_type(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

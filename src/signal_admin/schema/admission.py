@@ -10,7 +10,7 @@ Each check answers a refusal with its own code before any field executes:
   (`QUERY_TOO_DEEP`), and a document may hold at most 30 aliases
   (`TOO_MANY_ALIASES`). Both are read from the document alone, before it is
   validated, which bounds the work validation does;
-- a document may ask for at most 20,000 nodes (`QUERY_TOO_COMPLEX`);
+- a document may ask for at most 50,000 nodes (`QUERY_TOO_COMPLEX`);
 - a document may hold at most 10 mutation fields and one `login`
   (`TOO_MANY_MUTATIONS`).
 
@@ -71,7 +71,7 @@ MAX_MUTATION_FIELDS = 10
 MAX_LOGINS = 1
 MAX_DEPTH = 12
 MAX_ALIASES = 30
-MAX_NODES = 20_000
+MAX_NODES = 50_000
 DEFAULT_LIST_SIZE = 10
 
 

@@ -17,6 +17,7 @@ from signal_admin.schema.loaders import (
     RevisionByIdLoader,
     RevisionByTemplateAndNumberLoader,
     TemplateByIdLoader,
+    TransformationsByTemplateLoader,
     UserByIdLoader,
 )
 
@@ -34,6 +35,7 @@ class Loaders:
     _revision_by_id: RevisionByIdLoader | None = None
     _attachments_by_pipeline: AttachmentsByPipelineLoader | None = None
     _attachments_by_template: AttachmentsByTemplateLoader | None = None
+    _transformations_by_template: TransformationsByTemplateLoader | None = None
 
     @property
     def template_by_id(self) -> TemplateByIdLoader:
@@ -79,6 +81,14 @@ class Loaders:
             self._attachments_by_template = AttachmentsByTemplateLoader(self.request)
         return self._attachments_by_template
 
+    @property
+    def transformations_by_template(self) -> TransformationsByTemplateLoader:
+        if self._transformations_by_template is None:
+            self._transformations_by_template = TransformationsByTemplateLoader(
+                self.request
+            )
+        return self._transformations_by_template
+
     def clear(self) -> None:
         """Forget every cached row, so fields resolved after a write read what
         it wrote."""
@@ -89,6 +99,7 @@ class Loaders:
         self._revision_by_id = None
         self._attachments_by_pipeline = None
         self._attachments_by_template = None
+        self._transformations_by_template = None
 
 
 @dataclass(slots=True)

@@ -21,9 +21,10 @@ from signal_admin.persistence.models import (
     IntegrationTemplate,
     Pipeline,
     PipelineIntegration,
+    Transformation,
     User,
 )
-from signal_admin.resolvers import pipeline_integrations, templates
+from signal_admin.resolvers import pipeline_integrations, templates, transformations
 from signal_admin.resolvers.context import RequestContext
 
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -178,3 +179,26 @@ class AttachmentsByTemplateLoader(DataLoader[TemplateKey, list[PipelineIntegrati
         return grouped_in_key_order(
             keys, rows, lambda row: TemplateKey(row.org_id, row.template_id)
         )
+
+
+class TransformationsByTemplateLoader(DataLoader[TemplateKey, list[Transformation]]):
+    """The transformations that apply to a template's integrations: its own
+    and the organisation-wide ones, in name order, as they run."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[TemplateKey]) -> list[list[Transformation]]:
+        ids = sorted({key.template_id for key in keys})
+        rows = await transformations.transformations_of_templates(self._ctx, ids)
+        rows = sorted(rows, key=lambda row: (row.name, row.id))
+        return [
+            [
+                row
+                for row in rows
+                if row.org_id == key.org_id
+                and row.template_id in (None, key.template_id)
+            ]
+            for key in keys
+        ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -37,6 +37,9 @@ from signal_admin.schema.templates import (
     IntegrationTemplate,
     latest_revisions,
 )
+
+if TYPE_CHECKING:
+    from signal_admin.schema.transformations import Transformation
 
 
 async def _template_rows(
@@ -141,6 +144,16 @@ async def unresolved_parameters_of(
     ]
 
 
+async def transformations_of(
+    context: GraphQLContext, attachments: Sequence[PipelineIntegration]
+) -> list[list[Transformation]]:
+    # Imported here: that module builds on the schema's template types.
+    from signal_admin.schema.transformations import transformations_of_templates
+
+    keys = [TemplateKey(a.org_id, a.template_id) for a in attachments]
+    return await transformations_of_templates(context, keys)
+
+
 @strawberry.type(
     description="A template attached to a pipeline, pinned to one of its revisions."
 )
@@ -218,6 +231,20 @@ class PipelineIntegration:
     @batched(unresolved_parameters_of)
     async def unresolved_parameters(self, info: Info) -> list[str]:
         return await one(unresolved_parameters_of, info.context, self)
+
+    @query_field(
+        description="The transformations run on its payloads, in the order "
+        "they run (by name): the template's own and the organisation-wide ones."
+    )
+    @batched(transformations_of)
+    async def transformations(
+        self, info: Info
+    ) -> list[
+        Annotated[
+            Transformation, strawberry.lazy("signal_admin.schema.transformations")
+        ]
+    ]:
+        return await one(transformations_of, info.context, self)
 
 
 async def attachments_of_pipelines(

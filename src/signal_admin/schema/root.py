@@ -15,12 +15,18 @@ from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.crypto import CryptoMutation, CryptoQuery
+from signal_admin.schema.data_layer import DataLayerMutation, DataLayerQuery
 from signal_admin.schema.execution import PlannedExecutionContext
 from signal_admin.schema.organizations import OrganizationMutation, OrganizationQuery
 from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
 from signal_admin.schema.scalars import SCALARS
 from signal_admin.schema.templates import TemplatesMutation, TemplatesQuery
+from signal_admin.schema.test_events import TestEventsMutation
+from signal_admin.schema.transformations import (
+    TransformationsMutation,
+    TransformationsQuery,
+)
 from signal_admin.schema.users import UsersMutation, UsersQuery
 
 
@@ -31,6 +37,8 @@ class Query(
     PipelinesQuery,
     CatalogQuery,
     TemplatesQuery,
+    TransformationsQuery,
+    DataLayerQuery,
     UsersQuery,
     AuditLogsQuery,
     CryptoQuery,
@@ -44,6 +52,9 @@ class Mutation(
     PipelinesMutation,
     TemplatesMutation,
     PipelineIntegrationsMutation,
+    TransformationsMutation,
+    DataLayerMutation,
+    TestEventsMutation,
     UsersMutation,
     OrganizationMutation,
     CryptoMutation,

@@ -137,6 +137,13 @@ async def templates_of_revisions(
     context: GraphQLContext, revisions: Sequence[IntegrationRevision]
 ) -> list[IntegrationTemplate]:
     keys = [TemplateKey(r.org_id, r.template_id) for r in revisions]
+    return await templates_by_key(context, keys)
+
+
+async def templates_by_key(
+    context: GraphQLContext, keys: Sequence[TemplateKey]
+) -> list[IntegrationTemplate]:
+    """The templates `keys` name, through the request's loader."""
     rows = await context.loaders.template_by_id.load_many(keys)
     found = []
     for key, row in zip(keys, rows, strict=True):

@@ -4,6 +4,7 @@ cross-table read is an explicit query or a dataloader."""
 from signal_admin.persistence.models.audit_entry import AuditEntry
 from signal_admin.persistence.models.auth_session import AuthSession
 from signal_admin.persistence.models.base import Base
+from signal_admin.persistence.models.data_layer import DataLayer
 from signal_admin.persistence.models.idempotency_record import IdempotencyRecord
 from signal_admin.persistence.models.integration_revision import IntegrationRevision
 from signal_admin.persistence.models.integration_template import IntegrationTemplate
@@ -14,12 +15,14 @@ from signal_admin.persistence.models.pipeline_integration import PipelineIntegra
 from signal_admin.persistence.models.re_encryption_run import ReEncryptionRun
 from signal_admin.persistence.models.refresh_token import RefreshToken
 from signal_admin.persistence.models.secret import Secret
+from signal_admin.persistence.models.transformation import Transformation
 from signal_admin.persistence.models.user import User
 
 __all__ = [
     "AuditEntry",
     "AuthSession",
     "Base",
+    "DataLayer",
     "IdempotencyRecord",
     "IntegrationRevision",
     "IntegrationTemplate",
@@ -30,5 +33,6 @@ __all__ = [
     "ReEncryptionRun",
     "RefreshToken",
     "Secret",
+    "Transformation",
     "User",
 ]
