@@ -1,10 +1,12 @@
 """The `signal-admin` command: serve the API, migrate the schema, create
-organisations and users, purge old audit entries and re-encrypt stored secrets
-from a shell.
+organisations and users, purge old audit entries, re-encrypt stored secrets
+and replay events into a running service from a shell.
 
-Every command reads the same settings as the server. A command that cannot do
-its work prints one line saying why on stderr and exits with status 1; a stack
-trace means a bug in the service, never a mistake by the operator.
+Every command but `replay` reads the same settings as the server; `replay` is a
+client of a running service and reads only its options and `SIGNAL_TOKEN`. A
+command that cannot do its work prints one line saying why on stderr and exits
+with status 1; a stack trace means a bug in the service, never a mistake by the
+operator.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import httpx
 import uvicorn
 from alembic.util import CommandError as AlembicCommandError
 from fastapi import FastAPI
@@ -40,6 +44,13 @@ from signal_admin.persistence.schema import (
     upgrade_to_head,
 )
 from signal_admin.persistence.types import format_timestamp
+from signal_admin.replay import (
+    REPLAY_BATCH,
+    REPLAY_URL,
+    TOKEN_VARIABLE,
+    ReplayFailed,
+    replay_file,
+)
 from signal_admin.resolvers.context import Principal, RequestContext, RequestMeta
 from signal_admin.resolvers.crypto import re_encrypt_every_organization
 from signal_admin.resolvers.organizations import NewOrganization, create_organization
@@ -60,7 +71,10 @@ DEMO_PIPELINE = PipelineCreate(
     name="Demo website", type="web", domain_allowlist=["localhost"]
 )
 
+
 Command = Callable[[Settings, argparse.Namespace], None]
+# A command that talks to a running service and reads no server settings.
+ClientCommand = Callable[[argparse.Namespace], None]
 
 
 class CommandFailed(Exception):
@@ -70,11 +84,15 @@ class CommandFailed(Exception):
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     command: Command = args.command
+    client: ClientCommand | None = getattr(args, "client", None)
     try:
+        if client is not None:
+            client(args)
+            return
         settings = _load_settings()
         configure_logging(settings)
         command(settings, args)
-    except (CommandFailed, ConfigurationError) as failure:
+    except (CommandFailed, ReplayFailed, ConfigurationError) as failure:
         _exit_with(str(failure))
     except DomainError as error:
         _exit_with(_describe(error))
@@ -240,6 +258,18 @@ def re_encrypt(settings: Settings, args: argparse.Namespace) -> None:
     print(
         "every stored value is under ENCRYPTION_KEY: "
         "ENCRYPTION_KEY_PREVIOUS can be removed"
+    )
+
+
+def replay(args: argparse.Namespace) -> None:
+    """Send a JSON-lines file of events through a pipeline's test events."""
+    source = None if args.sample else Path(args.file)
+    replay_file(
+        source,
+        pipeline_id=args.pipeline,
+        url=args.url,
+        email=args.email,
+        rate=args.rate,
     )
 
 
@@ -462,6 +492,31 @@ def _port(value: str) -> int:
     return number
 
 
+def _events_per_second(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = 0.0
+    if not (rate > 0 and math.isfinite(rate)):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of events per second above 0, got {value!r}"
+        )
+    return rate
+
+
+def _service_url(value: str) -> str:
+    url = value.strip().rstrip("/")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise argparse.ArgumentTypeError(
+            f"expected the service's root URL, like {REPLAY_URL}, got {value!r}"
+        )
+    return url
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="signal-admin",
@@ -528,6 +583,48 @@ def _parser() -> argparse.ArgumentParser:
         help="rewrite the stored secrets of every organisation under ENCRYPTION_KEY",
     )
     re_encrypting.set_defaults(command=re_encrypt)
+
+    replaying = commands.add_parser(
+        "replay",
+        help="send a JSON-lines file of events through a pipeline's test events",
+        description=(
+            "Post the events of a JSON-lines file to a running service's test "
+            f"events, in batches of up to {REPLAY_BATCH}. Credentials come from "
+            f"{TOKEN_VARIABLE} (an access token) or --email and a password prompt."
+        ),
+    )
+    events = replaying.add_mutually_exclusive_group(required=True)
+    events.add_argument(
+        "file", nargs="?", metavar="FILE", help="one JSON event per line"
+    )
+    events.add_argument(
+        "--sample",
+        action="store_true",
+        help="replay the sample e-commerce events that ship with signal-admin",
+    )
+    replaying.add_argument(
+        "--pipeline",
+        required=True,
+        metavar="PIPELINE_ID",
+        help="the pipeline the events go through",
+    )
+    replaying.add_argument(
+        "--rate",
+        type=_events_per_second,
+        metavar="N",
+        help="events per second on average (default: as fast as the service answers)",
+    )
+    replaying.add_argument(
+        "--url",
+        type=_service_url,
+        default=REPLAY_URL,
+        help=f"the service's root URL (default: {REPLAY_URL})",
+    )
+    replaying.add_argument(
+        "--email",
+        help=f"sign in as this user with a password prompt (default: {TOKEN_VARIABLE})",
+    )
+    replaying.set_defaults(command=None, client=replay)
     return parser
 
 
