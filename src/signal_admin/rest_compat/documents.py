@@ -2,18 +2,20 @@
 
 YAML is read as the JSON it stands for: plain mappings, lists, text, numbers,
 booleans and null. Anchors and aliases are refused (a few lines of them can
-stand for gigabytes), dates stay text, and keys must be text.
+stand for gigabytes), dates stay text, keys must be text, and `.nan` and
+`.inf` are refused as NaN and Infinity are in JSON.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 import yaml
 from fastapi import Request
 from pydantic import BaseModel
 
+from signal_admin import strict_json
 from signal_admin.errors import BadRequest, InvalidJson
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
@@ -30,6 +32,15 @@ class _JsonLikeLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_yaml_float(self, node: Any) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.MarkedYAMLError(
+                problem=".nan and .inf are not JSON numbers",
+                problem_mark=node.start_mark,
+            )
+        return value
+
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
         for key in mapping:
@@ -41,6 +52,9 @@ class _JsonLikeLoader(yaml.SafeLoader):
         return mapping
 
 
+_JsonLikeLoader.add_constructor(
+    "tag:yaml.org,2002:float", _JsonLikeLoader.construct_yaml_float
+)
 _JsonLikeLoader.yaml_implicit_resolvers = {
     first: [
         (tag, pattern)
@@ -61,7 +75,7 @@ async def json_or_yaml(request: Request) -> Any:
     if media_type_of(request) in YAML_MEDIA_TYPES:
         return parse_yaml(raw)
     try:
-        return json.loads(raw)
+        return strict_json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidJson() from None
 

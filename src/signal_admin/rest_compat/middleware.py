@@ -15,9 +15,11 @@ import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signal_admin import strict_json
 from signal_admin.errors import (
     DomainError,
     InternalError,
+    InvalidJson,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -33,6 +35,10 @@ log = structlog.get_logger("signal_admin.http")
 REFUSED_BEFORE_ROUTING = "refused before routing"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+NOT_JSON_NUMBER = (
+    "The body is not valid JSON: NaN, Infinity and numbers beyond the range "
+    "of a double are not JSON numbers."
+)
 
 
 def state_of(scope: Scope) -> dict[str, Any]:
@@ -233,9 +239,13 @@ class BodyLimitMiddleware:
             if len(body) > self.max_bytes:
                 await send_error(send, PayloadTooLarge(_too_large(self.max_bytes)))
                 return
-        if body and self._wants_json(scope) and not self._readable(scope, headers):
-            await send_error(send, UnsupportedMediaType())
-            return
+        if body and self._wants_json(scope):
+            if not self._readable(scope, headers):
+                await send_error(send, UnsupportedMediaType())
+                return
+            if _is_json(headers) and strict_json.holds_non_json_number(bytes(body)):
+                await send_error(send, InvalidJson(NOT_JSON_NUMBER))
+                return
         await self.app(scope, _replay(bytes(body), receive), send)
 
     def _wants_json(self, scope: Scope) -> bool:

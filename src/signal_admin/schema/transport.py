@@ -3,7 +3,6 @@ choosing the response media type, and writing GraphQL-shaped answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from signal_admin import strict_json
 from signal_admin.errors import BadRequest, InvalidJson, UnsupportedMediaType
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -50,7 +50,7 @@ async def read_post(request: Request) -> GraphQLRequest:
     if _media_type(request.headers.get("content-type")) != JSON:
         raise UnsupportedMediaType("GraphQL requests are application/json.")
     try:
-        body = json.loads(await request.body())
+        body = strict_json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson() from None
     except RecursionError:
@@ -69,7 +69,7 @@ async def read_get(request: Request) -> GraphQLRequest:
     for name in ("variables", "extensions"):
         if values.get(name):
             try:
-                values[name] = json.loads(values[name])
+                values[name] = strict_json.loads(values[name])
             except ValueError:
                 raise MalformedRequest(f"{name} must be JSON.") from None
             except RecursionError:
