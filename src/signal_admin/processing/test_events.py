@@ -107,6 +107,18 @@ class _Run:
         self.javascript = javascript
         self.deadline = deadline
         self.now = now
+        # Each config with the pipeline's parameters in place, made once per
+        # request rather than once per event: the parameters and the pinned
+        # configs are the same for every event of the request.
+        self.configs: dict[str, Mapping[str, Any] | StepFailure] = {}
+        for integration in plan.integrations:
+            key = integration.pipeline_integration_id
+            try:
+                self.configs[key] = mapping.substitute_parameters(
+                    integration.config, plan.parameters
+                )
+            except StepFailure as failure:
+                self.configs[key] = failure
 
     def event(self, raw: Any) -> EventResult:
         message_id = _message_id(raw)
@@ -213,14 +225,16 @@ class _Run:
         integration: IntegrationPlan,
         elapsed: Callable[[], float],
     ) -> StageEvent:
-        config = mapping.substitute_parameters(integration.config, self.plan.parameters)
+        config = self.configs[integration.pipeline_integration_id]
+        if isinstance(config, StepFailure):
+            raise StepFailure(config.code, config.message)
         built = mapping.build_payload(config, event)
         if built.payload is None:
             return stage("filtered", reason=built.reason, ms=elapsed())
         payload = built.payload
         for transformation in integration.transformations:
             outcome = steps.run_transformation(
-                steps.compiled(transformation.config),
+                _compiled(transformation),
                 payload,
                 javascript=self.javascript,
                 context={
@@ -313,6 +327,19 @@ class _IntegrationStage:
             error=error,
             ms=ms,
         )
+
+
+def _compiled(transformation: TransformationPlan) -> steps.CompiledTransformation:
+    """The saved steps, compiled; a document saved under older rules that it
+    no longer passes is the integration's error, not the request's."""
+    try:
+        return steps.compiled(transformation.config)
+    except steps.InvalidTransformationConfig as error:
+        raise StepFailure(
+            "INVALID_TRANSFORMATION",
+            f"Transformation {transformation.name!r} no longer passes "
+            f"validation: {error}",
+        ) from None
 
 
 def _missing_consent(event: Mapping[str, Any], categories: Sequence[str]) -> list[str]:

@@ -12,7 +12,12 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from signal_admin.errors import FieldProblem, PreconditionFailed, TransactionConflict
+from signal_admin.errors import (
+    FieldProblem,
+    PreconditionFailed,
+    TransactionConflict,
+    ValidationFailed,
+)
 from signal_admin.persistence.database import flush_unique, retried_on_conflict
 from signal_admin.persistence.models import DataLayer, Organization
 from signal_admin.processing import data_layer as rules
@@ -50,7 +55,17 @@ async def get_data_layer(ctx: RequestContext) -> DataLayerView:
 async def current_config(session: AsyncSession, org_id: str) -> rules.DataLayerConfig:
     """The organisation's data layer as processing takes it."""
     row = await session.get(DataLayer, org_id)
-    return rules.parse_data_layer(row.config if row else None)
+    try:
+        return rules.parse_data_layer(row.config if row else None)
+    except rules.InvalidDataLayer as error:
+        # Saved under older rules that it no longer passes.
+        raise ValidationFailed(
+            "The saved data layer no longer passes validation; save it again.",
+            [
+                FieldProblem(f"data_layer.{p.field}", p.code, p.message)
+                for p in error.problems
+            ],
+        ) from None
 
 
 @requires(Permission.WRITE_DATA_LAYER)

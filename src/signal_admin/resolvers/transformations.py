@@ -295,7 +295,17 @@ async def _run(
     batch: dry_runs.EventBatch,
     deadline: Deadline,
 ) -> list[dict[str, Any]]:
-    compiled = steps.compiled(config)
+    try:
+        compiled = steps.compiled(config)
+    except steps.InvalidTransformationConfig as error:
+        # Saved under older rules that it no longer passes.
+        raise InvalidTransformation(
+            "The saved steps no longer pass validation; save them again.",
+            [
+                FieldProblem(f"config.{p.field}", p.code, p.message)
+                for p in error.problems
+            ],
+        ) from None
     javascript = dry_runs.javascript(ctx, org_id, deadline)
     context = {
         "org_id": org_id,
