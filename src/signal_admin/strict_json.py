@@ -46,6 +46,21 @@ def holds_non_json_number(data: bytes) -> bool:
     return False
 
 
+def holds_non_json_number_value(value: Any) -> bool:
+    """Whether `value`, already read, holds a float that is not finite (found
+    without recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _refuse(constant: str) -> Any:
     raise NotJsonNumber(f"{constant} is not a JSON number.")
 

@@ -396,6 +396,7 @@ async def test_pipelines_answer_their_integration_graph(
     await attach(client, org.owner, pipeline["id"], ga4_id, enabled=False)
     await transformation(client, org.owner, "Hook only", hook["id"])
     await transformation(client, org.owner, "All integrations", None)
+    await transformation(client, org.owner, "Switched off", None, enabled=False)
 
     response = await graphql(client, org.owner, GRAPH, {"first": 10})
 
@@ -426,11 +427,21 @@ async def test_pipelines_answer_their_integration_graph(
 
 
 async def transformation(
-    client: AsyncClient, member: Member, name: str, template_id: str | None
+    client: AsyncClient,
+    member: Member,
+    name: str,
+    template_id: str | None,
+    *,
+    enabled: bool = True,
 ) -> None:
     response = await client.post(
         "/v1/admin/transformations",
-        json={"name": name, "integration_id": template_id, "config": {"steps": []}},
+        json={
+            "name": name,
+            "integration_id": template_id,
+            "config": {"steps": []},
+            "enabled": enabled,
+        },
         headers=member.headers,
     )
     assert response.status_code == 201, response.text

@@ -8,6 +8,7 @@ from typing import Any
 from httpx import AsyncClient
 
 from tests.factories import Factory, Member
+from tests.helpers import client_of, dedicated_app
 from tests.org_fixtures import graphql
 
 STEPS = {"steps": [{"type": "enrich", "fields": {"params.source": "signal"}}]}
@@ -241,3 +242,37 @@ async def test_viewers_may_not_create(client: AsyncClient, factory: Factory) -> 
     )
 
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_mutations_of_one_document_share_one_time_budget(
+    migrated_database: str, redis_url: str | None
+) -> None:
+    looping = {
+        "steps": [{"type": "code", "source": "function process(e) { for (;;) {} }"}]
+    }
+    document = """
+    mutation ($slow: TestTransformationInput!, $next: TestTransformationInput!) {
+      first: testTransformation(input: $slow) { results { error { code } } }
+      second: testTransformation(input: $next) {
+        results { error { code } steps { index } }
+      }
+    }
+    """
+    variables = {
+        "slow": {"config": looping, "events": [{"n": n} for n in range(20)]},
+        "next": {"config": STEPS, "events": [{"n": 1}, {"n": 2}]},
+    }
+
+    async with (
+        dedicated_app(migrated_database, redis_url, dry_run_budget_seconds=0.3) as app,
+        client_of(app) as client,
+    ):
+        org = await Factory(app, client).org()
+        response = await graphql(client, org.owner, document, variables)
+
+    data = response.json()["data"]
+    assert {"code": "TIMEOUT"} in [r["error"] for r in data["first"]["results"]]
+    assert data["second"]["results"] == [
+        {"error": {"code": "TIMEOUT"}, "steps": []},
+        {"error": {"code": "TIMEOUT"}, "steps": []},
+    ]

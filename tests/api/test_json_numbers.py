@@ -86,3 +86,22 @@ async def test_yaml_with_a_non_json_number_is_refused(
 
     assert response.status_code == 400
     assert error_code(response) == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e999", "[1, {b: 1e400}]"])
+async def test_graphql_json_literals_beyond_a_double_are_refused(
+    client: AsyncClient, factory: Factory, literal: str
+) -> None:
+    org = await factory.org()
+    query = (
+        "mutation { testTransformation(input: {config: {steps: []}, event: "
+        f"{{a: {literal}}}}}) {{ results {{ output }} }} }}"
+    )
+
+    response = await client.post(
+        "/v1/admin/graphql", json={"query": query}, headers=org.owner.headers
+    )
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert "beyond the range of JSON" in error["message"]

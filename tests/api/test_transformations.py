@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
@@ -482,3 +483,147 @@ async def test_viewers_read_but_cannot_write_or_test(
     assert read.status_code == 200
     assert write.status_code == 403
     assert test.status_code == 403
+
+
+def _yaml(member: Member) -> dict[str, str]:
+    return {**member.headers, "Content-Type": "application/yaml"}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("!!binary aGVsbG8=", "constructor"),
+        ("!!set {x, y}", "constructor"),
+        ("!!python/object/apply:os.system ['true']", "constructor"),
+        ("9" * 5000, "too many digits"),
+        ("1.0e+400", "not JSON numbers"),
+    ],
+)
+async def test_yaml_values_json_cannot_hold_are_refused(
+    client: AsyncClient, factory: Factory, value: str, problem: str
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        f"{URL}/test",
+        content=f"config: {{steps: []}}\nevent: {{a: {value}}}\n",
+        headers=_yaml(org.owner),
+    )
+
+    assert response.status_code == 400
+    assert problem in response.json()["error"]["message"]
+
+
+async def test_a_yaml_key_given_twice_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        URL, content=YAML_BODY + "name: Again\n", headers=_yaml(org.owner)
+    )
+
+    assert response.status_code == 400
+    assert "'name' is given twice" in response.json()["error"]["message"]
+
+
+async def test_yaml_1_1_spellings_stay_text(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    event = "{a: yes, b: 'no', c: 012, d: 1:30, e: 2024-05-01, f: 0x1F, g: on}"
+
+    response = await client.post(
+        f"{URL}/test",
+        content=f"config: {{steps: []}}\nevent: {event}\n",
+        headers=_yaml(org.owner),
+    )
+
+    assert response.json()["results"][0]["output"] == {
+        "a": "yes",
+        "b": "no",
+        "c": "012",
+        "d": "1:30",
+        "e": "2024-05-01",
+        "f": "0x1F",
+        "g": "on",
+    }
+
+
+async def test_yaml_in_utf16_with_a_bom_is_read(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        URL, content=YAML_BODY.encode("utf-16"), headers=_yaml(org.owner)
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Cents for the warehouse"
+
+
+async def test_a_yaml_body_over_256_kib_is_too_large(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    padding = "# " + "x" * 1000 + "\n"
+
+    response = await client.post(
+        URL, content=YAML_BODY + padding * 300, headers=_yaml(org.owner)
+    )
+
+    assert response.status_code == 413
+    assert error_code(response) == "PAYLOAD_TOO_LARGE"
+
+
+async def test_an_unsaved_document_over_256_kib_is_refused_like_a_saved_one(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    steps = [{"type": "enrich", "fields": {"a": "x" * 3000}}] * 100
+
+    response = await client.post(
+        f"{URL}/test",
+        json={"config": {"steps": steps}, "event": {}},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "config"
+
+
+async def test_an_event_nested_deeper_than_32_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    event: dict[str, Any] = {}
+    inner = event
+    for _ in range(40):
+        inner["a"] = {}
+        inner = inner["a"]
+
+    response = await client.post(
+        f"{URL}/test",
+        json={"config": STEPS, "event": event},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert "nest" in response.json()["error"]["details"][0]["message"]
+
+
+async def test_a_body_that_is_not_an_object_names_no_internal_type(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.post(
+        f"{URL}/test", content="- 1\n- 2\n", headers=_yaml(org.owner)
+    )
+
+    assert response.status_code == 422
+    assert "UnsavedTest" not in response.text
+    assert (
+        response.json()["error"]["details"][0]["message"] == "Expected a JSON object."
+    )

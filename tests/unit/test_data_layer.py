@@ -282,7 +282,7 @@ def test_session_limits_include_their_bounds(
     ]
 
 
-@pytest.mark.parametrize("pattern", ["*", "***", " * ", ""])
+@pytest.mark.parametrize("pattern", ["*", "***", " * ", "", "* *", " *  * "])
 def test_a_pattern_that_would_match_every_user_agent_is_refused(pattern: str) -> None:
     document = {"bot_filtering": {"custom_patterns": [pattern]}}
 

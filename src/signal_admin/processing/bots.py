@@ -90,8 +90,9 @@ def matching_pattern(patterns: Sequence[str], user_agent: str) -> str | None:
 
 
 def is_only_wildcards(pattern: str) -> bool:
-    """Whether `pattern` would match every user agent."""
-    return pattern.strip().strip(WILDCARD) == ""
+    """Whether `pattern` holds nothing but wildcards and spaces, so that it
+    would match every user agent (`*`) or nearly every one (`* *`)."""
+    return pattern.replace(WILDCARD, "").strip() == ""
 
 
 @lru_cache(maxsize=1024)

@@ -16,6 +16,7 @@ from signal_admin.catalog.loader import Catalog
 from signal_admin.config import Settings
 from signal_admin.errors import Forbidden, Unauthorized
 from signal_admin.persistence.database import Database
+from signal_admin.processing.runtime import Deadline
 from signal_admin.ratelimit import RateLimiter
 from signal_admin.security.crypto import Cipher
 from signal_admin.security.permissions import Permission, role_has
@@ -80,6 +81,9 @@ class RequestContext:
     services: Services
     meta: RequestMeta
     principal: Principal | None = None
+    # The time budget of the request's dry runs, from the first one on: every
+    # dry run of one request (several GraphQL mutations) shares it.
+    dry_run_deadline: Deadline | None = None
 
     @property
     def db(self) -> Database:

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from signal_admin.errors import FieldProblem
 from signal_admin.processing.runtime import Deadline, JavaScriptRunner
 from signal_admin.resolvers.context import RequestContext
+from signal_admin.resolvers.validation import check_document_size
 
 MAX_EVENTS = 100
 T = TypeVar("T")
@@ -33,6 +34,20 @@ class EventBatch(BaseModel):
         | None
     ) = None
 
+    @field_validator("event")
+    @classmethod
+    def _event_size(cls, event: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if event is None else check_document_size(event)
+
+    @field_validator("events")
+    @classmethod
+    def _events_size(
+        cls, events: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        for event in events or []:
+            check_document_size(event)
+        return events
+
     @model_validator(mode="after")
     def _one_of_them(self) -> EventBatch:
         if (self.event is None) == (self.events is None):
@@ -44,8 +59,12 @@ class EventBatch(BaseModel):
 
 
 def budget(ctx: RequestContext) -> Deadline:
-    """The request's time budget, counted from now."""
-    return Deadline(ctx.settings.dry_run_budget_seconds)
+    """The request's time budget, counted from its first dry run, so that the
+    dry runs of one request (several mutations of a GraphQL document) share
+    one budget rather than having one each."""
+    if ctx.dry_run_deadline is None:
+        ctx.dry_run_deadline = Deadline(ctx.settings.dry_run_budget_seconds)
+    return ctx.dry_run_deadline
 
 
 def javascript(

@@ -108,7 +108,9 @@ async def list_attachments(
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
         page = await fetch_page(
             session,
-            _joined().where(PipelineIntegration.pipeline_id == pipeline.id),
+            with_template_and_revision().where(
+                PipelineIntegration.pipeline_id == pipeline.id
+            ),
             PipelineIntegration.id,
             cursor=cursor,
             limit=limit,
@@ -127,7 +129,7 @@ async def get_attachment(
         pipeline = await _pipeline(session, principal.org_id, pipeline_id, lock=False)
         row = (
             await session.execute(
-                _joined().where(
+                with_template_and_revision().where(
                     PipelineIntegration.id == attachment_id,
                     PipelineIntegration.pipeline_id == pipeline.id,
                 )
@@ -278,7 +280,10 @@ async def remove(
     await session.flush()
 
 
-def _joined() -> Select[PipelineIntegration, IntegrationTemplate, IntegrationRevision]:
+def with_template_and_revision() -> Select[
+    PipelineIntegration, IntegrationTemplate, IntegrationRevision
+]:
+    """Attachments, each with its template and its pinned revision."""
     return (
         select(PipelineIntegration, IntegrationTemplate, IntegrationRevision)
         .join(

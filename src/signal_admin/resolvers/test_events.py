@@ -11,8 +11,6 @@ from sqlalchemy import or_, select
 from signal_admin.errors import NotFound
 from signal_admin.persistence.ids import check_id
 from signal_admin.persistence.models import (
-    IntegrationRevision,
-    IntegrationTemplate,
     Pipeline,
     PipelineIntegration,
     Transformation,
@@ -24,7 +22,12 @@ from signal_admin.processing.test_events import (
     TransformationPlan,
     run_test_events,
 )
-from signal_admin.resolvers import data_layer, dry_runs, secrets
+from signal_admin.resolvers import (
+    data_layer,
+    dry_runs,
+    pipeline_integrations,
+    secrets,
+)
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.resolvers.validation import parse
 from signal_admin.security.permissions import Permission
@@ -37,7 +40,8 @@ async def send_test_events(
     """Run 1 to 100 events through the pipeline; one result per event."""
     principal = ctx.authenticated()
     deadline = dry_runs.budget(ctx)
-    batch = parse(dry_runs.EventBatch, data)
+    # Up to 100 events of 256 KiB each: checked off the event loop.
+    batch = await dry_runs.off_loop(ctx, lambda: parse(dry_runs.EventBatch, data))
     plan = await _plan(ctx, principal.org_id, pipeline_id)
 
     javascript = dry_runs.javascript(ctx, principal.org_id, deadline)
@@ -67,15 +71,7 @@ async def _plan(ctx: RequestContext, org_id: str, pipeline_id: str) -> PipelineP
             raise NotFound.of("Pipeline", pipeline_id)
         attached = list(
             await session.execute(
-                select(PipelineIntegration, IntegrationTemplate, IntegrationRevision)
-                .join(
-                    IntegrationTemplate,
-                    IntegrationTemplate.id == PipelineIntegration.template_id,
-                )
-                .join(
-                    IntegrationRevision,
-                    IntegrationRevision.id == PipelineIntegration.revision_id,
-                )
+                pipeline_integrations.with_template_and_revision()
                 .where(
                     PipelineIntegration.pipeline_id == pipeline.id,
                     PipelineIntegration.enabled.is_(True),

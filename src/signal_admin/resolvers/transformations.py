@@ -87,6 +87,8 @@ class TransformationFilter(BaseModel):
 class UnsavedTest(dry_runs.EventBatch):
     config: dict[str, Any]
 
+    _size = field_validator("config")(check_document_size)
+
 
 @requires(Permission.READ_CONFIGURATION)
 async def list_transformations(
@@ -258,7 +260,8 @@ async def test_unsaved(ctx: RequestContext, data: Any) -> list[dict[str, Any]]:
     principal = ctx.authenticated()
     deadline = dry_runs.budget(ctx)
     problems = Problems()
-    fields = problems.parse(UnsavedTest, data)
+    # Up to 100 objects and a document: checked off the event loop.
+    fields = await dry_runs.off_loop(ctx, lambda: problems.parse(UnsavedTest, data))
     await _check_config(ctx, problems, _given_config(fields, data))
     fields = _checked(problems, fields)
     return await _run(ctx, principal.org_id, None, fields.config, fields, deadline)
@@ -276,7 +279,10 @@ async def test_saved(
             session, principal.org_id, transformation_id
         )
     problems = Problems()
-    batch = _checked(problems, problems.parse(dry_runs.EventBatch, data))
+    batch = _checked(
+        problems,
+        await dry_runs.off_loop(ctx, lambda: problems.parse(dry_runs.EventBatch, data)),
+    )
     return await _run(
         ctx,
         principal.org_id,
@@ -451,13 +457,15 @@ def _audited(transformation: Transformation) -> dict[str, Any]:
 async def transformations_of_templates(
     ctx: RequestContext, template_ids: Sequence[str]
 ) -> list[Transformation]:
-    """The organisation's transformations that apply to any of `template_ids`:
-    their own and the organisation-wide ones, in no set order."""
+    """The organisation's enabled transformations that apply to any of
+    `template_ids`: their own and the organisation-wide ones, in no set
+    order."""
     principal = ctx.authenticated()
     async with ctx.db.read() as session:
         rows = await session.scalars(
             select(Transformation).where(
                 Transformation.org_id == principal.org_id,
+                Transformation.enabled.is_(True),
                 or_(
                     Transformation.template_id.in_(template_ids),
                     Transformation.template_id.is_(None),

@@ -39,6 +39,7 @@ from signal_admin.errors import (
 from signal_admin.persistence.text import is_storable
 
 MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_DOCUMENT_DEPTH = 32
 UNSTORABLE_TEXT = "Text may not hold NUL characters or unpaired surrogates."
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -245,6 +246,8 @@ def _message(error: ErrorDetails | Mapping[str, Any]) -> str:
         return "This field is required."
     if error["type"] == "extra_forbidden":
         return "This field is not accepted here."
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return "Expected a JSON object."
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -272,8 +275,32 @@ def distinct(items: list[T]) -> list[T]:
 
 
 def check_document_size(value: Any) -> Any:
-    """A pydantic validator: JSON documents are at most 256 KiB."""
+    """A pydantic validator: JSON documents are at most 256 KiB and nest at
+    most 32 objects or lists deep (deeper ones only serve to exhaust the
+    recursion of whatever reads them later)."""
+    if nests_deeper(value, MAX_DOCUMENT_DEPTH):
+        raise ValueError(
+            f"documents nest at most {MAX_DOCUMENT_DEPTH} objects or lists deep"
+        )
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > MAX_DOCUMENT_BYTES:
         raise ValueError(f"documents are at most {MAX_DOCUMENT_BYTES // 1024} KiB")
     return value
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether `value` holds objects or lists nested more than `limit` deep
+    (`{}` is 1), found without recursion."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False

@@ -28,7 +28,11 @@ from signal_admin.rest_compat.dependencies import (
     etag,
     permitted,
 )
-from signal_admin.rest_compat.documents import json_or_yaml, json_or_yaml_openapi
+from signal_admin.rest_compat.documents import (
+    json_or_yaml,
+    json_or_yaml_openapi,
+    rendered_off_loop,
+)
 from signal_admin.rest_compat.idempotency import IdempotencyKey, idempotent
 from signal_admin.rest_compat.lists import list_response
 
@@ -104,10 +108,10 @@ async def create_transformation(
     dependencies=[permitted(transformations.test_unsaved)],
     openapi_extra=json_or_yaml_openapi(UnsavedTest),
 )
-async def test_unsaved(ctx: Context, request: Request) -> JSONResponse:
+async def test_unsaved(ctx: Context, request: Request) -> Response:
     """Run an unsaved step document on one to 100 objects; nothing is saved."""
     results = await transformations.test_unsaved(ctx, await json_or_yaml(request))
-    return JSONResponse({"results": results})
+    return await rendered_off_loop({"results": results})
 
 
 @router.get(
@@ -158,9 +162,9 @@ async def delete_transformation(
 )
 async def test_saved(
     ctx: Context, request: Request, transformation_id: str
-) -> JSONResponse:
+) -> Response:
     """Run the saved transformation on one to 100 objects; nothing is saved."""
     results = await transformations.test_saved(
         ctx, transformation_id, await json_or_yaml(request)
     )
-    return JSONResponse({"results": results})
+    return await rendered_off_loop({"results": results})

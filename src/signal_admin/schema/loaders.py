@@ -182,8 +182,8 @@ class AttachmentsByTemplateLoader(DataLoader[TemplateKey, list[PipelineIntegrati
 
 
 class TransformationsByTemplateLoader(DataLoader[TemplateKey, list[Transformation]]):
-    """The transformations that apply to a template's integrations: its own
-    and the organisation-wide ones, in name order, as they run."""
+    """The transformations that run on a template's integrations: its own and
+    the organisation-wide ones that are enabled, in name order, as they run."""
 
     def __init__(self, ctx: RequestContext) -> None:
         super().__init__(load_fn=self._load)

@@ -234,7 +234,8 @@ class PipelineIntegration:
 
     @query_field(
         description="The transformations run on its payloads, in the order "
-        "they run (by name): the template's own and the organisation-wide ones."
+        "they run (by name): the enabled ones of its template and of the "
+        "whole organisation."
     )
     @batched(transformations_of)
     async def transformations(
