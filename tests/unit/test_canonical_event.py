@@ -120,7 +120,16 @@ def test_iso_8601_timestamps_are_accepted(timestamp: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "timestamp", ["", "25/02/2026", "2026-02-30T10:00:00Z", 1_772_029_800_000, True]
+    "timestamp",
+    [
+        "",
+        "25/02/2026",
+        "2026-02-30T10:00:00Z",
+        "2026-W09-3",
+        "20260225",
+        1_772_029_800_000,
+        True,
+    ],
 )
 def test_anything_else_as_a_timestamp_is_rejected(timestamp: Any) -> None:
     assert problems_of({**TRACK, "timestamp": timestamp}) == [

@@ -2,13 +2,17 @@
 
 Whatever text a user saves, parsing either succeeds or raises
 `ExpressionSyntaxError`; whatever event arrives, evaluating a parsed expression
-either answers a value or raises `ExpressionEvaluationError`.
+either answers a value that can be written as JSON, bounded in size, or raises
+`ExpressionEvaluationError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signal_admin.processing.expressions import (
+    MAX_EXACT_INTEGER,
     MAX_LENGTH,
+    MAX_TEXT_LENGTH,
     Expression,
     ExpressionEvaluationError,
     ExpressionSyntaxError,
@@ -78,7 +84,9 @@ def _leaf() -> st.SearchStrategy[str]:
 
 def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     binary = st.sampled_from(BINARY_OPERATORS)
-    unary = st.sampled_from(["NOT ", "-", "LOWER", "TO_NUMBER", "ROUND", "ABS"])
+    unary = st.sampled_from(
+        ["NOT ", "-", "LOWER", "UPPER", "TO_NUMBER", "TO_STRING", "ROUND", "FLOOR"]
+    )
     return (
         st.tuples(inner, binary, inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})")
         | st.tuples(unary, inner).map(lambda t: f"{t[0]}({t[1]})")
@@ -92,6 +100,9 @@ def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
             lambda t: f"SUBSTRING({t[0]}, {t[1]}, {t[2]})"
         )
         | st.tuples(inner, inner).map(lambda t: f"DATE_FORMAT({t[0]}, {t[1]})")
+        | st.tuples(inner, inner, inner).map(
+            lambda t: f"REPLACE({t[0]}, {t[1]}, {t[2]})"
+        )
         | st.lists(inner, min_size=1, max_size=3).map(
             lambda items: f"COALESCE({', '.join(items)})"
         )
@@ -99,6 +110,19 @@ def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 well_formed = st.recursive(_leaf(), _combine, max_leaves=10)
+
+
+def assert_json_and_bounded(result: Any) -> None:
+    """What every answer satisfies: it is JSON, with no NaN nor infinity, its
+    numbers are bounded, and its texts no longer than the limit (the events
+    these properties generate hold only short texts)."""
+    json.dumps(result, allow_nan=False)
+    if isinstance(result, int) and not isinstance(result, bool):
+        assert abs(result) <= MAX_EXACT_INTEGER
+    if isinstance(result, float):
+        assert math.copysign(1.0, result) == 1.0 or result != 0
+    if isinstance(result, str):
+        assert len(result) <= MAX_TEXT_LENGTH
 
 
 def parse_or_none(text: str) -> Expression | None:
@@ -154,10 +178,11 @@ def test_evaluation_answers_a_value_or_raises_an_evaluation_error(
         return
 
     try:
-        evaluate(expression, event, clock=lambda: FIXED_NOW)
+        result = evaluate(expression, event, clock=lambda: FIXED_NOW)
     except ExpressionEvaluationError as raised:
         error = raised
     else:
+        assert_json_and_bounded(result)
         return
 
     assert 0 <= error.position <= len(text)
@@ -173,7 +198,70 @@ def test_evaluating_fragments_raises_only_evaluation_errors(
         return
 
     with contextlib.suppress(ExpressionEvaluationError):
-        evaluate(expression, event, clock=lambda: FIXED_NOW)
+        assert_json_and_bounded(evaluate(expression, event, clock=lambda: FIXED_NOW))
+
+
+# Each wraps an expression in one that answers a larger value, if it can.
+GROWING = [
+    "({} || {})",
+    "CONCAT({}, {}, {})",
+    "REPLACE({}, 'a', 'aaaaaaaaaa')",
+    "REPLACE(TO_STRING({}), '1', '1111111111')",
+    "UPPER({})",
+    "({} * {})",
+    "({} * 1e10)",
+    "FLOOR({} * {})",
+    "ROUND({} * {}, -2)",
+    "TO_NUMBER(TO_STRING({}) || '99999')",
+]
+seeds = st.sampled_from(
+    ["event.a", "'aaaaaaaaaa'", "'ß'", "9223372036854775807", "1e300", "-3", "1.5"]
+)
+
+
+@settings(FAST, max_examples=100)
+@given(seeds, st.lists(st.sampled_from(GROWING), max_size=20), events)
+def test_growing_values_stay_bounded(
+    seed: str, wrappers: list[str], event: dict[str, Any]
+) -> None:
+    text = seed
+    for wrapper in wrappers:
+        grown = wrapper.replace("{}", text)
+        if len(grown) > MAX_LENGTH:
+            break
+        text = grown
+    expression = parse_or_none(text)  # too deeply nested, at times
+    if expression is None:
+        return
+
+    with contextlib.suppress(ExpressionEvaluationError):
+        assert_json_and_bounded(evaluate(expression, event))
+
+
+@FAST
+@given(st.integers(min_value=-(10**4_000), max_value=10**4_000))
+def test_event_integers_of_any_size_are_read_bounded(number: int) -> None:
+    try:
+        result = evaluate(parse("event.a"), {"a": number})
+    except ExpressionEvaluationError:
+        assert abs(number) > 2**1_023
+        return
+
+    assert_json_and_bounded(result)
+    assert result == number if type(result) is int else result == float(number)
+
+
+@FAST
+@given(
+    st.text(alphabet="ab", max_size=12),
+    st.text(alphabet="ab%_", max_size=8),
+)
+def test_like_agrees_with_a_regular_expression(text: str, pattern: str) -> None:
+    regex = "".join({"%": ".*", "_": "."}.get(c, c) for c in pattern)
+
+    result = evaluate(parse("event.t LIKE event.p"), {"t": text, "p": pattern})
+
+    assert result is (re.fullmatch(regex, text, re.DOTALL) is not None)
 
 
 @FAST

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 
 from signal_admin.processing.expressions import (
     MAX_DEPTH,
+    MAX_EXACT_INTEGER,
     MAX_LENGTH,
     MAX_NESTING,
+    MAX_TEXT_LENGTH,
     Expression,
     ExpressionEvaluationError,
     ExpressionSyntaxError,
@@ -185,6 +188,18 @@ class TestLiterals:
 
     def test_a_number_too_large_for_a_float(self) -> None:
         assert syntax_error("1 + 1e999").position == 4
+
+    def test_a_whole_number_too_large_for_a_float(self) -> None:
+        error = syntax_error("1 + 1" + "0" * 400)
+
+        assert error.position == 4
+        assert "out of range" in error.message
+
+    def test_leading_zeros_keep_a_whole_number_whole(self) -> None:
+        result = value("0" * 40 + "7")
+
+        assert result == 7
+        assert type(result) is int
 
     def test_a_text_keeps_its_spaces_and_newlines(self) -> None:
         assert value("' a\nb '") == " a\nb "
@@ -386,10 +401,61 @@ class TestLike:
     def test_a_non_text_is_an_evaluation_error(self) -> None:
         evaluation_error("1 LIKE '1'")
 
-    def test_a_pathological_pattern_stays_fast(self) -> None:
-        event = {"t": "a" * 5_000, "p": "%a%a%a%a%a%a%a%b"}
+    @pytest.mark.parametrize(
+        "pattern",
+        [
+            "%a%a%a%a%a%a%a%b",
+            "%" + "a" * 1_000 + "b",
+            "%" + "a" * 1_000 + "b%",
+            "%" + "a" * 1_000 + "_b%",
+            "a%" + "a_" * 100 + "%b",
+        ],
+    )
+    def test_a_pathological_pattern_stays_fast(self, pattern: str) -> None:
+        event = {"t": "a" * MAX_TEXT_LENGTH, "p": pattern}
 
         assert value("event.t LIKE event.p", event) is False
+
+    def test_underscores_on_a_long_text_are_bounded(self) -> None:
+        event = {"t": "a" * MAX_TEXT_LENGTH, "p": "%" + "a_" * 1_000 + "b%"}
+
+        error = evaluation_error("event.t LIKE event.p", event)
+
+        assert error.position == 8
+        assert "too long" in error.message
+
+    def test_every_like_of_an_evaluation_shares_the_bound(self) -> None:
+        one = "event.t LIKE '%" + "a_" * 20 + "b%'"
+        text = " OR ".join([one] * 150)
+
+        error = evaluation_error(text, {"t": "a" * MAX_TEXT_LENGTH})
+
+        assert "too long" in error.message
+
+    def test_a_long_pattern_from_the_event(self) -> None:
+        event = {"t": "x" + "a" * 20_000 + "y", "p": "x%" + "a" * 20_000 + "%y"}
+
+        assert value("event.t LIKE event.p AND event.t LIKE event.p", event) is True
+
+    @pytest.mark.parametrize(
+        ("text", "pattern", "expected"),
+        [
+            ("abcabc", "%abc", True),
+            ("abcab", "%abc%b", True),
+            ("aXbYc", "a_b_c", True),
+            ("ab", "a%%b", True),
+            ("aba", "%a_a", True),
+            ("abab", "%a_a", False),
+            ("aaa", "a%a%a", True),
+            ("aa", "a%a%a", False),
+            ("a", "%_%", True),
+            ("", "%_%", False),
+        ],
+    )
+    def test_runs_between_wildcards(
+        self, text: str, pattern: str, expected: bool
+    ) -> None:
+        assert value("event.t LIKE event.p", {"t": text, "p": pattern}) is expected
 
 
 class TestContains:
@@ -473,7 +539,14 @@ class TestArithmetic:
         assert f"at position {position}" in str(error)
 
     @pytest.mark.parametrize(
-        "text", [f"{'9' * 400} * 1.5", "1e308 * 10", "1 / 1e-320", "-1e308 - 1e308"]
+        "text",
+        [
+            "FLOOR(1e300) * FLOOR(1e300)",
+            "1e308 * 10",
+            "1 / 1e-320",
+            "-1e308 - 1e308",
+            " * ".join(["FLOOR(1e20)"] * 16),
+        ],
     )
     def test_a_result_beyond_floats_is_an_evaluation_error(self, text: str) -> None:
         assert "out of range" in evaluation_error(text).message
@@ -497,6 +570,126 @@ class TestConcatenation:
 
     def test_with_null_is_null(self) -> None:
         assert value("'a' || NULL") is None
+
+
+class TestNumberBounds:
+    @pytest.mark.parametrize(
+        "text", ["9223372036854775807", "-9223372036854775807", "event.id", "-event.id"]
+    )
+    def test_whole_numbers_stay_exact_within_64_bits(self, text: str) -> None:
+        result = value(text, {"id": MAX_EXACT_INTEGER})
+
+        assert abs(result) == MAX_EXACT_INTEGER
+        assert type(result) is int
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("9223372036854775807 + 1", 2.0**63),
+            ("-9223372036854775807 - 2", -(2.0**63)),
+            ("3037000500 * 3037000500", 3037000500.0**2),
+            ("1" + "0" * 20, 1e20),
+            ("FLOOR(1e300)", 1e300),
+            ("CEIL(-1e300)", -1e300),
+            ("ROUND(1e20)", 1e20),
+            ("ROUND(12345678901234567890, -1)", 1.2345678901234567e19),
+            ("TO_NUMBER('1" + "0" * 30 + "')", 1e30),
+            ("event.big", 2.0**64),
+            ("event.big - 1", 2.0**64),
+        ],
+    )
+    def test_whole_numbers_beyond_64_bits_become_floats(
+        self, text: str, expected: float
+    ) -> None:
+        result = value(text, {"big": 2**64})
+
+        assert result == expected
+        assert type(result) is float
+
+    def test_integer_chains_cannot_grow_beyond_a_double(self) -> None:
+        result = value(" * ".join(["9223372036854775807"] * 16))
+
+        assert type(result) is float
+        assert math.isfinite(result)
+
+    def test_an_event_integer_beyond_a_double_is_an_evaluation_error(self) -> None:
+        error = evaluation_error("1 + event.a", {"a": 10**4_000})
+
+        assert error.position == 4
+        assert "out of range" in error.message
+
+    def test_a_non_finite_event_number_is_an_evaluation_error(self) -> None:
+        evaluation_error("event.a", {"a": float("nan")})
+        evaluation_error("event.a", {"a": float("-inf")})
+
+    def test_to_number_of_a_text_beyond_a_double_is_null(self) -> None:
+        assert value("TO_NUMBER(event.t)", {"t": "9" * 5_000}) is None
+
+    @pytest.mark.parametrize(
+        "text",
+        ["-0.0", "0 * -1.5", "ROUND(-0.04, 1)", "TO_NUMBER('-0.0')", "event.z"],
+    )
+    def test_negative_zero_is_zero(self, text: str) -> None:
+        result = value(text, {"z": -0.0})
+
+        assert result == 0
+        assert math.copysign(1, result) == 1
+
+
+class TestTextBounds:
+    def test_a_text_at_the_limit_is_built(self) -> None:
+        event = {"t": "a" * (MAX_TEXT_LENGTH // 2)}
+
+        assert len(value("REPLACE(event.t, 'a', 'bb')", event)) == MAX_TEXT_LENGTH
+        assert len(value("event.t || event.t", event)) == MAX_TEXT_LENGTH
+
+    def test_nested_replacements_stop_where_the_text_grows_too_long(self) -> None:
+        text = "REPLACE(" * 7 + "'aaaaaaaaaa'" + ", 'a', 'aaaaaaaaaa')" * 7
+
+        error = evaluation_error(text)
+
+        # The fourth REPLACE from the inside would write 10^5 characters.
+        assert error.position == 3 * len("REPLACE(")
+        assert error.message.startswith("REPLACE would produce a text longer than")
+
+    @pytest.mark.parametrize(
+        ("text", "position", "name"),
+        [
+            ("event.t || event.t", 8, "'||'"),
+            ("'x' || event.t || event.t", 15, "'||'"),
+            ("CONCAT('x', event.t, event.t)", 0, "CONCAT"),
+            ("UPPER(event.long)", 0, "UPPER"),
+            ("UPPER(event.sharp)", 0, "UPPER"),
+            ("LOWER(event.long)", 0, "LOWER"),
+            ("TRIM(event.long)", 0, "TRIM"),
+            ("SUBSTRING(event.long, 1)", 0, "SUBSTRING"),
+            ("TO_STRING(event.list)", 0, "TO_STRING"),
+            ("'' || event.list", 3, "'||'"),
+        ],
+    )
+    def test_a_longer_text_is_an_evaluation_error(
+        self, text: str, position: int, name: str
+    ) -> None:
+        event = {
+            "t": "a" * (MAX_TEXT_LENGTH // 2 + 1),
+            "sharp": "\u00df" * (MAX_TEXT_LENGTH // 2 + 1),
+            "long": "a" * (MAX_TEXT_LENGTH + 1),
+            "list": [1] * (MAX_TEXT_LENGTH // 2),
+        }
+
+        error = evaluation_error(text, event)
+
+        assert error.position == position
+        assert error.message.startswith(f"{name} would produce a text longer than")
+
+    def test_a_longer_text_from_the_event_passes_through_unchanged(self) -> None:
+        event = {"long": "a" * (MAX_TEXT_LENGTH + 1)}
+
+        assert value("event.long", event) is event["long"]
+        assert value("COALESCE(event.long, 'x')", event) is event["long"]
+        assert value("LENGTH(event.long)", event) == MAX_TEXT_LENGTH + 1
+        assert value("SUBSTRING(event.long, 2, 3)", event) == "aaa"
+        assert value("event.long LIKE 'a%a'", event) is True
 
 
 class TestPrecedence:
@@ -734,6 +927,68 @@ class TestTime:
         assert result == 1714566615123
 
     @pytest.mark.parametrize(
+        ("timestamp", "layout", "expected"),
+        [
+            ("1.5", "iso8601", "1970-01-01T00:00:00.001Z"),
+            ("1.5", "epoch_millis", 1),
+            ("0.9999996", "iso8601", "1970-01-01T00:00:00.000Z"),
+            ("0.9999996", "epoch_micros", 999),
+            ("1.005", "epoch_micros", 1005),
+            ("-1.5", "iso8601", "1969-12-31T23:59:59.998Z"),
+            ("-1.5", "epoch_millis", -2),
+            ("'1970-01-01T00:00:00.0009999Z'", "epoch_micros", 999),
+            ("'1970-01-01T00:00:00.9999999Z'", "iso8601", "1970-01-01T00:00:00.999Z"),
+        ],
+    )
+    def test_date_format_drops_finer_digits(
+        self, timestamp: str, layout: str, expected: Any
+    ) -> None:
+        assert value(f"DATE_FORMAT({timestamp}, '{layout}')") == expected
+
+    @pytest.mark.parametrize(
+        ("timestamp", "expected"),
+        [
+            ("2024-05-01T12:30", "2024-05-01T12:30:00.000Z"),
+            ("2024-05-01 12:30:15", "2024-05-01T12:30:15.000Z"),
+            ("2024-05-01t12:30:15z", "2024-05-01T12:30:15.000Z"),
+            ("2024-05-01T12:30:15.5-05:30", "2024-05-01T18:00:15.500Z"),
+            ("2024-05-01T14:30:15+0200", "2024-05-01T12:30:15.000Z"),
+            (" 2024-05-01 ", "2024-05-01T00:00:00.000Z"),
+        ],
+    )
+    def test_date_format_reads_the_extended_calendar_form(
+        self, timestamp: str, expected: str
+    ) -> None:
+        assert value("DATE_FORMAT(event.t, 'iso8601')", {"t": timestamp}) == expected
+
+    @pytest.mark.parametrize(
+        "timestamp",
+        [
+            "2024-W01",
+            "2024-W01-1",
+            "20240501",
+            "2024-122",
+            "20240501T123000Z",
+            "2024-05-01T12",
+            "2024-05-01Z",
+            "2024-05-01T12:30:15+02",
+            "2024-05-01T12:30:15+02:0",
+            "2024-05-01T12:30:15.Z",
+            "2024-05-01T24:00",
+            "2024-05-01T12:00+24:00",
+            "2024-05-01T12:00+01:60",
+            "2024-02-30",
+            "0000-01-01",
+            "0001-01-01T00:00+01:00",
+            "\u0662\u0660\u0662\u0664-05-01",
+        ],
+    )
+    def test_date_format_refuses_other_forms(self, timestamp: str) -> None:
+        error = evaluation_error("DATE_FORMAT(event.t, 'iso8601')", {"t": timestamp})
+
+        assert "ISO 8601" in error.message
+
+    @pytest.mark.parametrize(
         "text",
         [
             "DATE_FORMAT('yesterday', 'iso8601')",
@@ -829,7 +1084,7 @@ class TestSyntaxErrors:
         assert syntax_error(allowed + " ").position == MAX_LENGTH
 
     def test_an_over_long_integer_is_a_syntax_error(self) -> None:
-        assert "too long" in syntax_error("9" * 5_000).message
+        assert "out of range" in syntax_error("9" * 5_000).message
 
 
 class TestParse:

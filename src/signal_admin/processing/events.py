@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from signal_admin.errors import FieldProblem
+from signal_admin.processing.expressions import ExpressionEvaluationError
+from signal_admin.processing.expressions.functions import read_timestamp
 
 EVENT_TYPES = ("track", "page", "identify", "group")
 # What `context` may carry, and the kind each of its known keys holds.
@@ -107,12 +108,14 @@ def _check_context(context: Any, report: Report) -> None:
 
 
 def _check_timestamp(value: Any, report: Report) -> None:
+    """The same ISO 8601 forms mappings and DATE_FORMAT read, so a timestamp
+    that passes here converts wherever a vendor needs it converted."""
     if value is None:
         return
     if isinstance(value, str):
         try:
-            datetime.fromisoformat(value)
-        except ValueError:
+            read_timestamp(value, 0)
+        except ExpressionEvaluationError:
             pass
         else:
             return

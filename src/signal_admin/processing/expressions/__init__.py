@@ -32,11 +32,17 @@ from signal_admin.processing.expressions.parser import (
     MAX_NESTING,
     parse_text,
 )
+from signal_admin.processing.expressions.values import (
+    MAX_EXACT_INTEGER,
+    MAX_TEXT_LENGTH,
+)
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_EXACT_INTEGER",
     "MAX_LENGTH",
     "MAX_NESTING",
+    "MAX_TEXT_LENGTH",
     "Clock",
     "Expression",
     "ExpressionError",
@@ -57,7 +63,9 @@ def parse(text: str) -> Expression:
 
 def evaluate(expression: Expression, event: Any, *, clock: Clock = utc_now) -> Any:
     """The expression's value for `event`: None (NULL), a boolean, number or text,
-    or a list or object taken from the event itself (not a copy).
+    or a list or object taken from the event itself (not a copy). Numbers are
+    finite and texts built by the expression bounded (see `values`), so the
+    value can always be written as JSON.
 
     `clock` answers `NOW()`; a naive datetime it returns is read as UTC.
     """

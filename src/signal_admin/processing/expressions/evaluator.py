@@ -4,12 +4,19 @@ Logic is SQL's three-valued logic: NULL is "unknown", `AND` and `OR` answer
 NULL only when the known operands do not decide, and comparisons with NULL are
 NULL. `AND`, `OR` and `COALESCE` stop at the first operand that decides, so
 `event.n IS NOT NULL AND 10 / event.n > 1` never divides by a missing number.
+
+Numbers read from the event and numbers computed are bounded as
+`values.bounded_number` says, and texts that operators and functions build are
+bounded by `values.MAX_TEXT_LENGTH`, so every answer is small enough to write
+as JSON.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -32,6 +39,8 @@ from signal_admin.processing.expressions.nodes import (
     Path,
 )
 from signal_admin.processing.expressions.values import (
+    check_text_length,
+    checked_number,
     compare,
     is_number,
     kind_of,
@@ -40,6 +49,14 @@ from signal_admin.processing.expressions.values import (
     same_value,
     to_text,
 )
+
+# What `LIKE` may spend in one evaluation on pattern runs holding `_`, which
+# `re` may compare at every position of the text: the text's length times the
+# run's, summed over every such match. About a tenth of a second at worst.
+MAX_LIKE_WORK = 10**8
+# Patterns up to this length are compiled once for all evaluations; longer ones
+# (read from an event, say) once per evaluation, so the cache stays small.
+_CACHED_PATTERN_LENGTH = 10_000
 
 
 def utc_now() -> datetime:
@@ -54,13 +71,15 @@ class _Evaluator:
     def __init__(self, event: Any, clock: Clock) -> None:
         self._event = event
         self._clock = clock
+        self._like_work = 0
+        self._long_patterns: dict[str, tuple[_LikeRun, ...] | None] = {}
 
     def value(self, node: Node) -> Any:
         match node:
             case Literal(value=value):
                 return value
             case Path(segments=segments):
-                return _walk(self._event, segments)
+                return _from_event(_walk(self._event, segments), node.position)
             case Negate():
                 return self._negate(node)
             case Not(operand=operand):
@@ -94,7 +113,8 @@ class _Evaluator:
         value = self.value(node.operand)
         if value is None:
             return None
-        return -require_number(value, "Unary minus", node.position)
+        number = require_number(value, "Unary minus", node.position)
+        return checked_number(-number, "Number", node.position)
 
     def _logical(self, node: Logical) -> bool | None:
         deciding = node.operator == "OR"
@@ -117,7 +137,7 @@ class _Evaluator:
         if operator in ("!=", "<>"):
             return not same_value(left, right)
         if operator == "||":
-            return to_text(left, node.position) + to_text(right, node.position)
+            return _concatenate(left, right, node.position)
         if operator in ("<", "<=", ">", ">="):
             return compare(operator, left, right, node.position)
         return _arithmetic(operator, left, right, node.position)
@@ -132,12 +152,27 @@ class _Evaluator:
         if value is None or pattern is None:
             return None
         text = require_text(value, "LIKE", node.position)
-        items = _like_items(require_text(pattern, "LIKE's pattern", node.position))
-        if items is None:
+        runs = self._like_runs(require_text(pattern, "LIKE's pattern", node.position))
+        if runs is None:
             raise ExpressionEvaluationError(
                 "LIKE's pattern ends with a lone escape '\\'", node.position
             )
-        return _like_matches(text, items)
+
+        wildcard_length = sum(run.length for run in runs if run.wildcards)
+        self._like_work += len(text) * wildcard_length
+        if self._like_work > MAX_LIKE_WORK:
+            raise ExpressionEvaluationError(
+                "LIKE with '_' on texts this long would take too long",
+                node.position,
+            )
+        return _like_matches(text, runs)
+
+    def _like_runs(self, pattern: str) -> tuple[_LikeRun, ...] | None:
+        if len(pattern) <= _CACHED_PATTERN_LENGTH:
+            return _cached_like_runs(pattern)
+        if pattern not in self._long_patterns:
+            self._long_patterns[pattern] = _compile_like_runs(pattern)
+        return self._long_patterns[pattern]
 
     def _contains(self, node: Contains) -> bool | None:
         container = self.value(node.container)
@@ -161,7 +196,14 @@ class _Evaluator:
         arguments = [self.value(argument) for argument in node.arguments]
         if not function.takes_null and any(value is None for value in arguments):
             return None
-        return function.compute(arguments, node.position, self._clock)
+        result = function.compute(arguments, node.position, self._clock)
+        # Functions refuse a large text before building it where they can;
+        # this keeps every function's answer within the bounds whatever it does.
+        if is_number(result):
+            return checked_number(result, f"{node.name}'s result", node.position)
+        if isinstance(result, str):
+            check_text_length(len(result), node.name, node.position)
+        return result
 
     def _coalesce(self, node: Call) -> Any:
         for argument in node.arguments:
@@ -200,6 +242,20 @@ def _walk(value: Any, segments: tuple[str | int, ...]) -> Any:
     return value
 
 
+def _from_event(value: Any, position: int) -> Any:
+    """A value read from the event: numbers are bounded like computed ones, so
+    that a huge integer in the event cannot make arithmetic slow."""
+    if is_number(value):
+        return checked_number(value, "Number in the event", position)
+    return value
+
+
+def _concatenate(left: Any, right: Any, position: int) -> str:
+    left_text, right_text = to_text(left, position), to_text(right, position)
+    check_text_length(len(left_text) + len(right_text), "'||'", position)
+    return left_text + right_text
+
+
 def _negated(truth: bool | None, negated: bool) -> bool | None:
     return None if truth is None else truth != negated
 
@@ -217,9 +273,7 @@ def _arithmetic(operator: str, left: Any, right: Any, position: int) -> Any:
     except (OverflowError, ValueError):
         result = math.inf
     # JSON has no infinity: a result beyond floats is an error, not a value.
-    if isinstance(result, float) and not math.isfinite(result):
-        raise ExpressionEvaluationError("Number out of range", position)
-    return result
+    return checked_number(result, "Number", position)
 
 
 def _divide(left: int | float, right: int | float) -> int | float:
@@ -237,11 +291,6 @@ def _remainder(left: int | float, right: int | float) -> int | float:
     return math.fmod(left, right)
 
 
-# A LIKE pattern compiles to characters and these two wildcards.
-_ANY_RUN = 0  # `%`
-_ANY_ONE = 1  # `_`
-
-
 _OPERATIONS: dict[str, Callable[[Any, Any], int | float]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
@@ -251,45 +300,87 @@ _OPERATIONS: dict[str, Callable[[Any, Any], int | float]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _LikeRun:
+    """The characters of a LIKE pattern between two `%`, some of them `_`."""
+
+    text: str
+    length: int
+    # A regular expression of the run when it holds `_` (as `.`); else None,
+    # and `text` is searched for as it is.
+    wildcards: re.Pattern[str] | None
+
+    def matches_at(self, text: str, start: int) -> bool:
+        if self.wildcards is None:
+            return text.startswith(self.text, start)
+        return self.wildcards.match(text, start) is not None
+
+    def find(self, text: str, start: int, end: int) -> int:
+        """Where the run first lies wholly within `text[start:end]`, else -1."""
+        if self.wildcards is None:
+            return text.find(self.text, start, end)
+        found = self.wildcards.search(text, start, end)
+        return -1 if found is None else found.start()
+
+
 @lru_cache(maxsize=256)
-def _like_items(pattern: str) -> tuple[str | int, ...] | None:
-    """`%` is any run of characters, `_` any one, `\\` makes the next literal."""
-    items: list[str | int] = []
-    characters = iter(pattern)
-    for character in characters:
-        if character == "\\":
-            escaped = next(characters, None)
-            if escaped is None:
-                return None
-            items.append(escaped)
+def _cached_like_runs(pattern: str) -> tuple[_LikeRun, ...] | None:
+    return _compile_like_runs(pattern)
+
+
+def _compile_like_runs(pattern: str) -> tuple[_LikeRun, ...] | None:
+    """The runs between the pattern's `%`s; `_` is any one character and `\\`
+    makes the next one literal. None when the pattern ends with a lone `\\`."""
+    runs: list[_LikeRun] = []
+    characters: list[str | None] = []  # None stands for `_`
+    escaping = False
+    for character in pattern:
+        if escaping:
+            characters.append(character)
+            escaping = False
+        elif character == "\\":
+            escaping = True
         elif character == "%":
-            items.append(_ANY_RUN)
-        elif character == "_":
-            items.append(_ANY_ONE)
+            runs.append(_like_run(characters))
+            characters = []
         else:
-            items.append(character)
-    return tuple(items)
+            characters.append(None if character == "_" else character)
+    if escaping:
+        return None
+    runs.append(_like_run(characters))
+    return tuple(runs)
 
 
-def _like_matches(text: str, items: tuple[str | int, ...]) -> bool:
-    """Wildcard matching that backtracks only to the last `%`.
+def _like_run(characters: list[str | None]) -> _LikeRun:
+    if None not in characters:
+        literal = "".join(c for c in characters if c is not None)
+        return _LikeRun(literal, len(characters), None)
+    regex = "".join("." if c is None else re.escape(c) for c in characters)
+    return _LikeRun(regex, len(characters), re.compile(regex, re.DOTALL))
 
-    Its time grows with the text's length times the pattern's, never
-    exponentially, whatever pattern an expression holds.
+
+def _like_matches(text: str, runs: tuple[_LikeRun, ...]) -> bool:
+    """Whether the runs, separated by any text, make up the whole text.
+
+    The first run must begin the text and the last end it; each run between
+    them is taken at its first place after the previous one, which can only
+    leave more room for those after it, so nothing is ever tried twice. A run
+    without `_` is found by `str.find`, in time linear in the text's length; a
+    run holding `_` by `re`, which may compare the run at every position of the
+    text, in time that grows with the text's length times the run's.
     """
-    at_text = at_item = 0
-    last_run, resume = -1, 0
-    while at_text < len(text):
-        item = items[at_item] if at_item < len(items) else None
-        if item == _ANY_ONE or item == text[at_text]:
-            at_text += 1
-            at_item += 1
-        elif item == _ANY_RUN:
-            last_run, resume = at_item, at_text
-            at_item += 1
-        elif last_run != -1:
-            resume += 1
-            at_text, at_item = resume, last_run + 1
-        else:
+    if len(runs) == 1:
+        return len(text) == runs[0].length and runs[0].matches_at(text, 0)
+    first, *middle, last = runs
+    end = len(text) - last.length
+    if end < first.length or not first.matches_at(text, 0):
+        return False
+    if not last.matches_at(text, end):
+        return False
+    position = first.length
+    for run in middle:
+        found = run.find(text, position, end)
+        if found == -1:
             return False
-    return all(item == _ANY_RUN for item in items[at_item:])
+        position = found + run.length
+    return True

@@ -3,6 +3,10 @@
 Every function but `COALESCE`, `CONCAT` and `NOW` answers NULL when any of its
 arguments is NULL. `COALESCE` is evaluated lazily by the evaluator, so it
 appears here only for its arity.
+
+Functions that can build long texts (`CONCAT`, `REPLACE`, `LOWER`, `UPPER`)
+work out the length first and refuse one beyond `MAX_TEXT_LENGTH` before
+building it; the evaluator bounds every function's answer afterwards as well.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from signal_admin.processing.expressions.errors import ExpressionEvaluationError
 from signal_admin.processing.expressions.values import (
+    check_text_length,
     is_number,
     kind_of,
+    read_number,
     require_finite,
     require_number,
     require_text,
@@ -34,6 +40,18 @@ DATE_FORMATS = ("epoch_millis", "epoch_micros", "iso8601")
 # Digits `ROUND` accepts: beyond these a float has nothing left to round.
 MAX_ROUND_DIGITS = 400
 _NUMERIC_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# The extended calendar form of ISO 8601 (as RFC 3339 writes it, seconds and
+# offset optional, the offset's colon too, as many senders leave it out); week
+# dates, ordinal dates and the basic form (`20240501`, which may as well be a
+# number held as text) are not timestamps an event carries, so they are refused.
+_ISO_TIMESTAMP = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"(?:[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+# Beyond this many milliseconds from 1970 lies no year a datetime can hold.
+_MAX_EPOCH_MILLIS = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +66,16 @@ class Function:
 
 
 def _lower(args: list[Any], position: int, clock: Clock) -> Any:
-    return require_text(args[0], "LOWER", position).lower()
+    text = require_text(args[0], "LOWER", position)
+    # Changing case never shortens a text (`'ß'` upper-cases to `'SS'`).
+    check_text_length(len(text), "LOWER", position)
+    return text.lower()
 
 
 def _upper(args: list[Any], position: int, clock: Clock) -> Any:
-    return require_text(args[0], "UPPER", position).upper()
+    text = require_text(args[0], "UPPER", position)
+    check_text_length(len(text), "UPPER", position)
+    return text.upper()
 
 
 def _trim(args: list[Any], position: int, clock: Clock) -> Any:
@@ -69,7 +92,9 @@ def _length(args: list[Any], position: int, clock: Clock) -> Any:
 
 
 def _concat(args: list[Any], position: int, clock: Clock) -> Any:
-    return "".join(to_text(arg, position) for arg in args if arg is not None)
+    texts = [to_text(arg, position) for arg in args if arg is not None]
+    check_text_length(sum(len(text) for text in texts), "CONCAT", position)
+    return "".join(texts)
 
 
 def _substring(args: list[Any], position: int, clock: Clock) -> Any:
@@ -89,7 +114,11 @@ def _replace(args: list[Any], position: int, clock: Clock) -> Any:
     text = require_text(args[0], "REPLACE", position)
     old = require_text(args[1], "REPLACE", position)
     new = require_text(args[2], "REPLACE", position)
-    return text.replace(old, new) if old else text
+    if not old:
+        return text
+    length = len(text) + text.count(old) * (len(new) - len(old))
+    check_text_length(length, "REPLACE", position)
+    return text.replace(old, new)
 
 
 def _round(args: list[Any], position: int, clock: Clock) -> Any:
@@ -142,12 +171,7 @@ def _to_number(args: list[Any], position: int, clock: Clock) -> Any:
         return value
     if not isinstance(value, str) or not _NUMERIC_TEXT.fullmatch(value.strip()):
         return None
-    text = value.strip()
-    try:
-        number = float(text) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
+    return read_number(value.strip())
 
 
 def _to_string(args: list[Any], position: int, clock: Clock) -> Any:
@@ -179,17 +203,17 @@ def _date_format(args: list[Any], position: int, clock: Clock) -> Any:
 
 
 def read_timestamp(value: Any, position: int) -> datetime:
-    """An ISO 8601 text (UTC when it names no offset) or epoch milliseconds."""
+    """An ISO 8601 text (UTC when it names no offset) or epoch milliseconds.
+
+    Digits finer than a microsecond are dropped, never rounded, so a moment
+    never moves into the next millisecond: `0.9999996` milliseconds and
+    `'1970-01-01T00:00:00.0009999Z'` are both 999 microseconds after 1970.
+    """
     try:
         if is_number(value):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise OverflowError
-            return EPOCH + timedelta(milliseconds=value)
+            return EPOCH + timedelta(microseconds=_epoch_micros(value))
         if isinstance(value, str):
-            moment = datetime.fromisoformat(value.strip())
-            if moment.tzinfo is None:
-                return moment.replace(tzinfo=UTC)
-            return moment.astimezone(UTC)
+            return _iso_timestamp(value.strip())
     except (ValueError, OverflowError):
         raise ExpressionEvaluationError(
             "DATE_FORMAT needs an ISO 8601 text or epoch milliseconds", position
@@ -197,6 +221,46 @@ def read_timestamp(value: Any, position: int) -> datetime:
     raise ExpressionEvaluationError(
         f"DATE_FORMAT needs a timestamp, not {kind_of(value)}", position
     )
+
+
+def _epoch_micros(millis: int | float) -> int:
+    """Whole microseconds at or before `millis`, read as the decimal it prints
+    as (`1.005` is 1005 microseconds, not the 1004.99… its float holds)."""
+    if not abs(millis) < _MAX_EPOCH_MILLIS:
+        raise OverflowError("beyond the years a timestamp can name")
+    if isinstance(millis, int):
+        return millis * 1000
+    return math.floor(Decimal(repr(millis)) * 1000)
+
+
+def _iso_timestamp(text: str) -> datetime:
+    match = _ISO_TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise ValueError("not the extended calendar form of ISO 8601")
+    fields = match.groupdict()
+    fraction = (fields["fraction"] or "")[:6].ljust(6, "0")
+    moment = datetime(
+        int(fields["year"]),
+        int(fields["month"]),
+        int(fields["day"]),
+        int(fields["hour"] or 0),
+        int(fields["minute"] or 0),
+        int(fields["second"] or 0),
+        int(fraction),
+        tzinfo=_offset(fields["offset"]),
+    )
+    return moment.astimezone(UTC)
+
+
+def _offset(written: str | None) -> timezone:
+    """`Z`, `+02:00`, `-0530` as a time zone; no offset is UTC."""
+    if written in (None, "Z", "z"):
+        return UTC
+    hours, minutes = int(written[1:3]), int(written[-2:])
+    if minutes > 59:
+        raise ValueError("offset minutes beyond 59")
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if written.startswith("-") else offset)
 
 
 def format_iso8601(moment: datetime) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from enum import Enum
 
 from signal_admin.processing.expressions.errors import ExpressionSyntaxError
+from signal_admin.processing.expressions.values import read_number
 
 
 class TokenKind(Enum):
@@ -88,12 +88,7 @@ def _read_text(text: str, start: int) -> tuple[Token, int]:
 
 
 def _number_token(literal: str, position: int) -> Token:
-    number: int | float
-    try:
-        number = float(literal) if any(c in literal for c in ".eE") else int(literal)
-    except ValueError:
-        # Python refuses to read integers of thousands of digits.
-        raise ExpressionSyntaxError("Number too long", position) from None
-    if isinstance(number, float) and not math.isfinite(number):
+    number = read_number(literal)
+    if number is None:
         raise ExpressionSyntaxError("Number out of range", position)
     return Token(TokenKind.NUMBER, literal, position, number)
