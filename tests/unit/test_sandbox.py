@@ -19,6 +19,7 @@ from signal_admin.processing.sandbox import (
     JS_INVALID_SOURCE,
     JS_MEMORY_LIMIT,
     JS_TIMEOUT,
+    MAX_RESULT_DEPTH,
     Sandbox,
     SandboxError,
     SandboxLimits,
@@ -51,6 +52,15 @@ def default_sandbox() -> Iterator[Sandbox]:
     shared.close()
 
 
+@pytest.fixture(scope="module")
+def brisk_sandbox() -> Iterator[Sandbox]:
+    """Endless code times out quickly here, while plain calls still have
+    room for a busy test machine."""
+    brisk = Sandbox(SandboxLimits(time_limit_ms=250))
+    yield brisk
+    brisk.close()
+
+
 def run_error(
     sandbox: Sandbox,
     source: str,
@@ -68,6 +78,24 @@ def idle_isolates(sandbox: Sandbox, owner: str, source: str) -> int:
     key = (owner, hashlib.sha256(source.encode()).hexdigest())
     pool = sandbox._pools.get(key)
     return 0 if pool is None else len(pool.idle)
+
+
+def cpu_seconds_while_idle(seconds: float = 0.5) -> float:
+    """CPU time this process uses, on all its threads, while the test sleeps."""
+    started = time.process_time()
+    time.sleep(seconds)
+    return time.process_time() - started
+
+
+def nested_result(depth: int) -> str:
+    """A source whose `process` returns objects nested `depth` levels deep."""
+    return f"""
+    function process(event) {{
+      let value = {{}};
+      for (let level = 1; level < {depth}; level++) value = {{ value }};
+      return value;
+    }}
+    """
 
 
 class TestProcess:
@@ -219,6 +247,113 @@ class TestErrors:
         assert error.code == JS_INVALID_RESULT
         assert "cannot be written as JSON" in error.message
 
+    @pytest.mark.parametrize("depth", [MAX_RESULT_DEPTH + 1, 1000])
+    def test_a_result_nested_too_deep_is_invalid(
+        self, sandbox: Sandbox, depth: int
+    ) -> None:
+        error = run_error(sandbox, nested_result(depth))
+
+        assert error.code == JS_INVALID_RESULT
+        assert f"nested more than {MAX_RESULT_DEPTH} levels" in error.message
+
+    def test_a_result_nested_up_to_the_limit_is_accepted(
+        self, sandbox: Sandbox
+    ) -> None:
+        result = sandbox.run("org_a", nested_result(MAX_RESULT_DEPTH), {}, {})
+
+        depth = 0
+        while result is not None:
+            depth += 1
+            result = result.get("value")
+        assert depth == MAX_RESULT_DEPTH
+
+    @pytest.mark.parametrize(
+        "returned",
+        [
+            "{ text: 'ok \\ud800' }",
+            "{ ['key\\udc00']: 1 }",
+            "{ list: ['😀'.slice(0, 1)] }",
+        ],
+    )
+    def test_a_result_with_a_lone_surrogate_is_invalid(
+        self, sandbox: Sandbox, returned: str
+    ) -> None:
+        error = run_error(sandbox, f"function process() {{ return {returned}; }}")
+
+        assert error.code == JS_INVALID_RESULT
+        assert "must be valid Unicode" in error.message
+
+    def test_text_that_only_looks_like_a_surrogate_escape_is_kept(
+        self, sandbox: Sandbox
+    ) -> None:
+        source = r"""
+        function process() {
+          return { emoji: '😀', escaped: '\\ud800', brackets: '[[{{' };
+        }
+        """
+
+        result = sandbox.run("org_a", source, {}, {})
+
+        assert result == {"emoji": "😀", "escaped": "\\ud800", "brackets": "[[{{"}
+
+    @pytest.mark.parametrize(
+        ("source", "expected"),
+        [
+            ("function process() { throw 'bad \\ud800'; }", (JS_ERROR, "bad \ufffd")),
+            (
+                "class A { static name = 'A\\ud800'; }\n"
+                "function process() { return new A(); }",
+                (
+                    JS_INVALID_RESULT,
+                    "process must return a plain object or null, not a A\ufffd",
+                ),
+            ),
+        ],
+    )
+    def test_a_lone_surrogate_in_a_message_is_replaced(
+        self, sandbox: Sandbox, source: str, expected: tuple[str, str]
+    ) -> None:
+        error = run_error(sandbox, source)
+
+        assert (error.code, error.message) == expected
+
+    def test_a_stack_trace_shows_only_user_code(self, sandbox: Sandbox) -> None:
+        source = """function fail() {
+          return new Error('where').stack;
+        }
+        function process() { return { stack: [0].map(fail)[0] }; }
+        """
+
+        result = sandbox.run("org_a", source, {}, {})
+
+        assert result is not None
+        assert result["stack"].splitlines() == [
+            "Error: where",
+            "    at fail (code.js:2:18)",
+            "    at Array.map (<anonymous>)",
+            "    at process (code.js:4:50)",
+        ]
+
+    def test_the_sandbox_source_is_hidden(self, sandbox: Sandbox) -> None:
+        source = """
+        function process() {
+          const getter = Object.getOwnPropertyDescriptor(Object.prototype, 'toString');
+          return {
+            entry: String(__sandbox.run),
+            accessor: String(getter.get),
+            own: String(function own() { return 1; }),
+          };
+        }
+        """
+
+        result = sandbox.run("org_a", source, {}, {})
+
+        assert result == {
+            "entry": "function () { [native code] }",
+            "accessor": "function () { [native code] }",
+            "own": "function own() { return 1; }",
+        }
+
     def test_a_syntax_error_is_an_invalid_source(self, sandbox: Sandbox) -> None:
         error = run_error(sandbox, "function process(event) {\n  return event.\n}")
 
@@ -366,6 +501,75 @@ class TestLimits:
         run_error(sandbox, ENDLESS_LOOP, owner="org_discard", time_limit_ms=50)
 
         assert idle_isolates(sandbox, "org_discard", ENDLESS_LOOP) == 0
+
+
+class TestQueuedWork:
+    """Promise callbacks run after `process` returns; they count as part of the
+    call, and nothing of them survives it."""
+
+    @pytest.mark.parametrize(
+        "endless",
+        [
+            "function loop() { Promise.resolve().then(loop); } loop();",
+            "(async () => { for (;;) await null; })();",
+            "Promise.resolve().then(() => { for (;;) {} });",
+        ],
+    )
+    def test_endless_promise_callbacks_time_out_and_stop(
+        self, brisk_sandbox: Sandbox, endless: str
+    ) -> None:
+        source = f"""
+        function process(event) {{
+          if (event.endless) {{ {endless} }}
+          return event;
+        }}
+        """
+
+        error = run_error(brisk_sandbox, source, {"endless": True})
+
+        assert error.code == JS_TIMEOUT
+        assert cpu_seconds_while_idle() < 0.2
+        assert idle_isolates(brisk_sandbox, "org_errors", source) == 0
+
+    def test_the_same_and_other_code_work_after_endless_callbacks(
+        self, brisk_sandbox: Sandbox
+    ) -> None:
+        source = """
+        function process(event) {
+          if (event.endless) Promise.resolve().then(() => { for (;;) {} });
+          return event;
+        }
+        """
+        run_error(brisk_sandbox, source, {"endless": True}, owner="org_queued")
+
+        same = brisk_sandbox.run("org_queued", source, {"endless": False}, {})
+        other = brisk_sandbox.run("org_queued", IDENTITY, {"a": 1}, {})
+
+        assert (same, other) == ({"endless": False}, {"a": 1})
+
+    def test_finite_promise_callbacks_are_fine(self, brisk_sandbox: Sandbox) -> None:
+        source = """
+        let settled = 0;
+        function process(event) {
+          (async () => { for (let i = 0; i < 100; i++) await null; settled++; })();
+          return { settled };
+        }
+        """
+
+        result = brisk_sandbox.run("org_queued", source, {}, {})
+
+        assert result == {"settled": 0}
+        assert idle_isolates(brisk_sandbox, "org_queued", source) == 1
+
+    def test_endless_callbacks_at_the_top_level_are_a_source_problem(
+        self, brisk_sandbox: Sandbox
+    ) -> None:
+        source = "Promise.resolve().then(() => { for (;;) {} });\n" + IDENTITY
+
+        problems = brisk_sandbox.source_problems(source)
+
+        assert problems == ["the top-level code runs longer than the time limit"]
+        assert cpu_seconds_while_idle() < 0.2
 
 
 class TestRemovedFacilities:

@@ -12,9 +12,11 @@ source is reused; each call still starts from a clean slate:
 - globals a call adds are deleted before and after the call; an isolate whose
   global scope cannot be cleaned is thrown away.
 
-An isolate that hit the time or memory limit is thrown away too. Calls block
-the calling thread and are safe from many threads at once; a pooled isolate
-serves one call at a time.
+Promise callbacks that a call queues run after `process` returns; they are
+part of the call and must finish within its time limit. An isolate that hit
+the time or memory limit is thrown away too, which also stops whatever it was
+still running. Calls block the calling thread and are safe from many threads
+at once; a pooled isolate serves one call at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from py_mini_racer import (
     JSOOMException,
     JSTimeoutException,
     MiniRacer,
+    PythonJSConvertedTypes,
     mini_racer,
 )
 
@@ -46,6 +49,10 @@ JS_ERROR: Final = "JS_ERROR"
 JS_INVALID_SOURCE: Final = "JS_INVALID_SOURCE"
 JS_INVALID_RESULT: Final = "JS_INVALID_RESULT"
 
+# How many levels of objects and arrays a returned event may have, itself
+# included; deeper results would overflow recursive Python code downstream.
+MAX_RESULT_DEPTH: Final = 64
+
 # Trusted set-up work (hardening, compiling the source) gets its own, generous
 # time limit: it runs no user code, but a pathological source takes long to parse.
 _SETUP_TIME_LIMIT_S = 2.0
@@ -55,12 +62,25 @@ _MAX_MESSAGE_CHARS = 1000
 
 _NO_PROCESS = "the source defines no function named process"
 
+# The script name of the harness and of everything Python evaluates; stack
+# traces leave out frames with this name.
+_HARNESS_URL = "sandbox-harness"
+_SOURCE_URL_COMMENT = f"\n//# sourceURL={_HARNESS_URL}"
+# Evaluated as a task of its own right after every call; see `settle`.
+_SETTLE = f"__sandbox.settle(){_SOURCE_URL_COMMENT}"
+
 # Runs once in every new isolate, before the user source is compiled. It leaves
 # a single global, `__sandbox`, that Python calls. `run` answers a string whose
 # first character says what happened: R (the rest is the result's JSON),
 # E (a thrown error), I (an invalid result), M (over the binary data budget),
 # S (an invalid source) or X (the isolate was not clean, nothing ran); a leading
-# "!" says the global scope could not be cleaned afterwards.
+# "!" says the global scope could not be cleaned afterwards. `settle` only
+# cleans the global scope again, answering R or !R.
+#
+# Stack traces name the user source `code.js`, with its own line numbers, and
+# leave out every frame of the harness and of the code Python evaluates, which
+# are named `_HARNESS_URL`. Harness functions reachable from user code print as
+# native functions, so the harness source stays private.
 _HARNESS = r"""
 (function () {
   'use strict';
@@ -68,12 +88,55 @@ _HARNESS = r"""
   const {
     defineProperty, freeze, getOwnPropertyDescriptor, getPrototypeOf, hasOwn,
   } = Object;
-  const { deleteProperty, ownKeys } = Reflect;
+  const { apply, deleteProperty, ownKeys } = Reflect;
   const { isArray } = Array;
   const { parse, stringify } = JSON;
   const makeFunction = Function;
   const objectPrototype = Object.prototype;
   const SafeSet = Set;
+  const toWellFormed = String.prototype.toWellFormed;
+  const MAX_DEPTH = %MAX_DEPTH%;
+  const CODE_URL = 'code.js';
+  const HARNESS_URL = '%HARNESS_URL%';
+
+  // Function.prototype.toString answers native-looking text for the harness's
+  // own functions, so user code cannot read the harness source through them.
+  const hiddenSource = new WeakSet();
+  const functionToString = Function.prototype.toString;
+  function toString() {
+    if (hiddenSource.has(this)) return 'function () { [native code] }';
+    return apply(functionToString, this, []);
+  }
+  hiddenSource.add(toString);
+  defineProperty(Function.prototype, 'toString', { value: toString });
+
+  // Stack traces show user code only: frames of the harness and of the code
+  // Python evaluates are left out, and frames of the user source get its own
+  // line numbers (its compiled function body starts on line 3).
+  const errorToString = Error.prototype.toString;
+  const { replace } = String.prototype;
+  const CODE_POSITION = /\bcode\.js:(\d+):(\d+)/g;
+  function formatStack(error, sites) {
+    let text;
+    try {
+      text = apply(errorToString, error, []);
+    } catch {
+      text = 'Error';
+    }
+    for (const site of sites) {
+      if (site.getScriptNameOrSourceURL() === HARNESS_URL) continue;
+      const frame = apply(replace, String(site), [
+        CODE_POSITION, (_match, line, column) =>
+          `${CODE_URL}:${Number(line) - 2}:${column}`,
+      ]);
+      text += `\n    at ${frame}`;
+    }
+    return text;
+  }
+  hiddenSource.add(formatStack);
+  defineProperty(Error, 'prepareStackTrace', {
+    value: formatStack, writable: false, configurable: false,
+  });
 
   const REMOVED = [
     'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval',
@@ -104,7 +167,7 @@ _HARNESS = r"""
     const descriptor = getOwnPropertyDescriptor(target, key);
     if (descriptor === undefined || !('value' in descriptor)) return;
     const value = descriptor.value;
-    defineProperty(target, key, {
+    const accessors = {
       get() { return value; },
       set(newValue) {
         if (this === target) {
@@ -118,8 +181,11 @@ _HARNESS = r"""
           value: newValue, writable: true, enumerable: true, configurable: true,
         });
       },
-      enumerable: descriptor.enumerable,
-      configurable: false,
+    };
+    hiddenSource.add(accessors.get);
+    hiddenSource.add(accessors.set);
+    defineProperty(target, key, {
+      ...accessors, enumerable: descriptor.enumerable, configurable: false,
     });
   }
   for (const key of ownKeys(objectPrototype)) {
@@ -235,7 +301,8 @@ _HARNESS = r"""
     if (factory !== null) throw new TypeError('The sandbox is already prepared');
     binaryBudget = budget;
     factory = makeFunction(
-      `${source}\n;return typeof process === 'function' ? process : undefined;`,
+      `${source}\n;return typeof process === 'function' ? process : undefined;` +
+      `\n//# sourceURL=${CODE_URL}`,
     );
   }
 
@@ -245,11 +312,26 @@ _HARNESS = r"""
     try {
       if (!resetGlobals()) return '!X';
       binaryLeft = binaryBudget;
-      const outcome = callProcess(eventJson, contextJson);
+      let outcome = callProcess(eventJson, contextJson);
+      if (outcome[0] !== 'R') outcome = wellFormed(outcome);
       return resetGlobals() ? outcome : `!${outcome}`;
     } finally {
       running = false;
     }
+  }
+
+  // Python evaluates this after every call, as a task of its own: mini-racer
+  // runs promise callbacks after a task, not inside it, so once this answers,
+  // nothing the call queued is still running.
+  function settle() {
+    if (running) throw new TypeError('Not available');
+    return resetGlobals() ? 'R' : '!R';
+  }
+
+  // Messages may hold lone surrogates (from an error or a class name), which
+  // cannot leave V8 as UTF-8; results have them escaped by JSON.stringify.
+  function wellFormed(text) {
+    return apply(toWellFormed, text, []);
   }
 
   function probe() {
@@ -260,7 +342,7 @@ _HARNESS = r"""
       binaryLeft = binaryBudget;
       return typeof factory() === 'function' ? 'R' : `S${NO_PROCESS}`;
     } catch (error) {
-      return `E${describe(error)}`;
+      return wellFormed(`E${describe(error)}`);
     } finally {
       resetGlobals();
       running = false;
@@ -297,7 +379,49 @@ _HARNESS = r"""
     } catch (error) {
       return `Ithe returned event cannot be written as JSON: ${describe(error)}`;
     }
-    return `R${text}`;
+    return textProblem(text) ?? `R${text}`;
+  }
+
+  // JSON.stringify writes lone surrogates as \ud800 to \udfff escapes and
+  // leaves paired ones unescaped; the lookbehind skips escaped backslashes.
+  const LONE_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f]/;
+
+  function textProblem(text) {
+    if (text.indexOf('\\ud') !== -1 && LONE_SURROGATE.test(text)) {
+      return 'Itext in the returned event must be valid Unicode, but it holds ' +
+        'a lone surrogate (half of a character such as an emoji); ' +
+        'String.prototype.toWellFormed() repairs such text';
+    }
+    if (nestingDepth(text) > MAX_DEPTH) {
+      return `Ithe returned event is nested more than ${MAX_DEPTH} levels ` +
+        'of objects and arrays deep';
+    }
+    return null;
+  }
+
+  // The deepest nesting of objects and arrays in JSON text; strings are
+  // skipped whole, up to their first quote not escaped by a backslash.
+  function nestingDepth(text) {
+    let depth = 0;
+    let deepest = 0;
+    for (let index = 0; index < text.length; index++) {
+      const code = text.charCodeAt(index);
+      if (code === 0x22) {
+        let backslashes = 1;
+        while (backslashes % 2 === 1) {
+          index = text.indexOf('"', index + 1);
+          if (index === -1) return deepest;
+          backslashes = 0;
+          while (text.charCodeAt(index - 1 - backslashes) === 0x5c) backslashes++;
+        }
+      } else if (code === 0x7b || code === 0x5b) {
+        depth++;
+        if (depth > deepest) deepest = depth;
+      } else if (code === 0x7d || code === 0x5d) {
+        depth--;
+      }
+    }
+    return deepest;
   }
 
   function kind(value) {
@@ -322,13 +446,12 @@ _HARNESS = r"""
     }
   }
 
-  // User frames look like "at process (eval at ..., <anonymous>:5:8)"; the
-  // compiled function body starts on line 3.
+  // The first frame of user code, "at process (code.js:1:8)", says where.
   function locate(stack) {
     if (typeof stack !== 'string') return '';
-    const match = /, <anonymous>:(\d+):(\d+)\)/.exec(stack);
-    if (match === null || Number(match[1]) < 3) return '';
-    return ` (line ${Number(match[1]) - 2}, column ${match[2]})`;
+    const match = /\bcode\.js:(\d+):(\d+)/.exec(stack);
+    if (match === null || Number(match[1]) < 1) return '';
+    return ` (line ${match[1]}, column ${match[2]})`;
   }
 
   function freezeTree(root) {
@@ -354,7 +477,9 @@ _HARNESS = r"""
   }
 
   const NO_PROCESS = %NO_PROCESS%;
-  defineProperty(global, '__sandbox', { value: freeze({ prepare, run, probe }) });
+  const entryPoints = { prepare, run, probe, settle };
+  for (const key of ownKeys(entryPoints)) hiddenSource.add(entryPoints[key]);
+  defineProperty(global, '__sandbox', { value: freeze(entryPoints) });
   if (typeof __TimerManager !== 'undefined') __TimerManager = undefined;
 
   function freezeIntrinsics() {
@@ -395,7 +520,13 @@ _HARNESS = r"""
   freezeIntrinsics();
   const baseline = new SafeSet(ownKeys(global));
 })();
-""".replace("%NO_PROCESS%", json.dumps(_NO_PROCESS))
+//# sourceURL=%HARNESS_URL%
+"""
+_HARNESS = (
+    _HARNESS.replace("%NO_PROCESS%", json.dumps(_NO_PROCESS))
+    .replace("%MAX_DEPTH%", str(MAX_RESULT_DEPTH))
+    .replace("%HARNESS_URL%", _HARNESS_URL)
+)
 
 # "undefined:5: SyntaxError: Unexpected token '}'\n}\n^" from mini-racer, where
 # line 5 is line 3 of the user source.
@@ -426,6 +557,7 @@ class _Isolate:
         self, loop: asyncio.AbstractEventLoop, source: str, limits: SandboxLimits
     ) -> None:
         self.broken = False
+        self._loop = loop
         self._exits = ExitStack()
         try:
             racer = self._exits.enter_context(mini_racer(loop))
@@ -450,7 +582,8 @@ class _Isolate:
         self, event_json: str, context_json: str, time_limit_ms: float
     ) -> dict[str, Any] | None:
         outcome = self._evaluate(
-            f"__sandbox.run({json.dumps(event_json)}, {json.dumps(context_json)})",
+            f"__sandbox.run({json.dumps(event_json)}, {json.dumps(context_json)})"
+            + _SOURCE_URL_COMMENT,
             time_limit_ms,
         )
         if outcome == "X":
@@ -464,7 +597,9 @@ class _Isolate:
         """Runs the source's top level once, without calling `process`; answers
         what is wrong with it, or None."""
         try:
-            outcome = self._evaluate("__sandbox.probe()", time_limit_ms)
+            outcome = self._evaluate(
+                f"__sandbox.probe(){_SOURCE_URL_COMMENT}", time_limit_ms
+            )
         except SandboxError as error:
             return _PROBE_PROBLEMS.get(error.code, error.message)
         if outcome.startswith("R"):
@@ -474,19 +609,24 @@ class _Isolate:
         return outcome[1:]
 
     def close(self) -> None:
+        """Frees the isolate; mini-racer first terminates whatever JavaScript
+        it is still running, such as endless promise callbacks."""
         self.broken = True
         self._racer = None
         self._exits.close()
 
     def _evaluate(self, code: str, time_limit_ms: float) -> str:
-        """Runs harness `code`; answers its outcome string without the "!" mark,
-        which instead marks the isolate broken."""
+        """Runs harness `code` and whatever it leaves queued within the time
+        limit; answers its outcome string without the "!" mark, which instead
+        marks the isolate broken."""
         racer = self._racer
         if racer is None:
             raise SandboxError(JS_ERROR, "the JavaScript isolate was closed")
         try:
-            outcome = racer.eval(code, timeout_sec=time_limit_ms / 1000)
-        except JSTimeoutException:
+            outcome, settled = asyncio.run_coroutine_threadsafe(
+                _evaluate_settled(racer, code, time_limit_ms / 1000), self._loop
+            ).result()
+        except TimeoutError:
             self.broken = True
             raise SandboxError(
                 JS_TIMEOUT, f"the code ran longer than {time_limit_ms:g} ms"
@@ -497,10 +637,10 @@ class _Isolate:
         finally:
             if racer.was_hard_memory_limit_reached():
                 self.broken = True
-        if not isinstance(outcome, str):
+        if not isinstance(outcome, str) or settled not in ("R", "!R"):
             self.broken = True
             raise SandboxError(JS_ERROR, "the JavaScript engine answered nonsense")
-        if outcome.startswith("!"):
+        if outcome.startswith("!") or settled == "!R":
             self.broken = True
             outcome = outcome[1:]
         return outcome
@@ -514,6 +654,30 @@ class _Isolate:
         if isinstance(error, JSEvalException):
             return SandboxError(JS_ERROR, _clip(_first_js_error(str(error))))
         return SandboxError(JS_ERROR, "the JavaScript engine failed")
+
+
+async def _evaluate_settled(
+    racer: MiniRacer, code: str, time_limit_s: float
+) -> tuple[PythonJSConvertedTypes, PythonJSConvertedTypes]:
+    """Evaluates `code`, then `_SETTLE`, both within `time_limit_s`.
+
+    mini-racer runs the promise callbacks (microtasks) that an evaluation
+    queued after it has answered, before it starts the next one; so `_SETTLE`,
+    queued at once behind `code`, answers only when they have all finished. A
+    timeout stops a running evaluation; callbacks still running are stopped
+    when the caller closes the isolate.
+    """
+    evaluations = [
+        asyncio.ensure_future(racer.eval_cancelable(code)),
+        asyncio.ensure_future(racer.eval_cancelable(_SETTLE)),
+    ]
+    try:
+        async with asyncio.timeout(time_limit_s):
+            return await evaluations[0], await evaluations[1]
+    finally:
+        for evaluation in evaluations:
+            evaluation.cancel()
+        await asyncio.gather(*evaluations, return_exceptions=True)
 
 
 def _compile(racer: MiniRacer, source: str, limits: SandboxLimits) -> None:
