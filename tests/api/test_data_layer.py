@@ -136,6 +136,38 @@ async def test_custom_javascript_must_compile(
     ]
 
 
+async def test_enabled_custom_javascript_without_code_is_named(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    response = await client.put(
+        URL,
+        json={"config": {"custom_js": {"enabled": True}}},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert [(p["field"], p["code"]) for p in response.json()["error"]["details"]] == [
+        ("config.custom_js.code", "REQUIRED")
+    ]
+
+
+async def test_javascript_problems_come_with_the_others(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    config = {
+        "custom_js": {"enabled": True, "code": "function process(e) { return"},
+        "session": {"timeout_minutes": 0},
+    }
+
+    response = await client.put(URL, json={"config": config}, headers=org.owner.headers)
+
+    fields = {p["field"] for p in response.json()["error"]["details"]}
+    assert fields == {"config.custom_js.code", "config.session.timeout_minutes"}
+
+
 async def test_the_audit_entry_carries_the_diff_of_changed_sections(
     client: AsyncClient, app: FastAPI, factory: Factory
 ) -> None:

@@ -216,6 +216,28 @@ async def test_javascript_that_does_not_compile_is_refused_on_save(
     ]
 
 
+async def test_javascript_problems_come_with_the_other_step_problems(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    config = {
+        "steps": [
+            {"type": "code", "source": "function process(e) { return e; "},
+            {"type": "filter"},
+        ]
+    }
+
+    response = await client.post(
+        URL, json={"name": "Both", "config": config}, headers=org.owner.headers
+    )
+
+    assert response.status_code == 422
+    assert {(p["field"], p["code"]) for p in response.json()["error"]["details"]} == {
+        ("config.steps.0.source", "INVALID_JAVASCRIPT"),
+        ("config.steps.1.condition", "REQUIRED"),
+    }
+
+
 async def test_names_are_unique_in_the_organisation(
     client: AsyncClient, factory: Factory
 ) -> None:

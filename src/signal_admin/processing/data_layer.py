@@ -136,7 +136,8 @@ class Session(_Section):
 
 class CustomJs(_Section):
     enabled: bool = False
-    code: str = ""
+    # Checked when left out too: enabled code must be there.
+    code: str = Field("", validate_default=True)
     description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
 
     @field_validator("code")

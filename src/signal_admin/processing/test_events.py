@@ -9,7 +9,9 @@ transformations that apply to it. Each step that happens is recorded as a
 stage event (the JSON the live stream carries); nothing is sent anywhere.
 
 The org's PII rules are applied to the `event` of every stage, `received` and
-`rejected` included, so no stage shows what the data layer would hide.
+`rejected` included, so no stage shows what the data layer would hide; from
+`processed` on, the event is the data layer's own output, its rules applied
+once.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class _Run:
     def event(self, raw: Any) -> EventResult:
         message_id = _message_id(raw)
         result = EventResult(message_id)
+        if isinstance(raw, Mapping):
+            raw = with_message_id(raw, lambda: message_id)
         shown = self._shown(raw)
         if self.deadline.expired:
             result.stages.append(
@@ -144,8 +148,7 @@ class _Run:
             )
             return result
 
-        event = with_message_id(raw, lambda: message_id)
-        processed = self._data_layer(message_id, event, result)
+        processed = self._data_layer(message_id, raw, result)
         if processed is not None:
             for integration in self.plan.integrations:
                 result.stages.append(
@@ -192,21 +195,17 @@ class _Run:
         # one that could not be computed) shows as the stage's reason.
         notes = "; ".join(outcome.notes) or None
         result.stages.append(
-            self._stage(
-                message_id,
-                "processed",
-                self._shown(processed),
-                reason=notes,
-                ms=elapsed(),
-            )
+            # The data layer has applied the PII rules already: applying them
+            # again would hash the hashes.
+            self._stage(message_id, "processed", processed, reason=notes, ms=elapsed())
         )
         return processed
 
     def _integration(
         self, message_id: str, event: dict[str, Any], integration: IntegrationPlan
     ) -> StageEvent:
-        shown = self._shown(event)
-        stage = _IntegrationStage(self, message_id, shown, integration)
+        # `event` is the data layer's output, its PII rules applied already.
+        stage = _IntegrationStage(self, message_id, event, integration)
         if self.deadline.expired:
             return stage("error", error=_timeout())
         missing = _missing_consent(event, integration.consent_categories)

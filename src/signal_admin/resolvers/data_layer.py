@@ -128,10 +128,19 @@ async def _check_config(
         FieldProblem(f"config.{problem.field}", problem.code, problem.message)
         for problem in rules.data_layer_problems(config)
     ]
+    # The code is compiled whatever else is wrong, so that one answer names
+    # every problem; unless the code itself is already refused.
     custom_js = config.get("custom_js")
-    if not found and isinstance(custom_js, dict) and custom_js.get("enabled"):
-        found = await dry_runs.javascript_problems(
-            ctx, [("config.custom_js.code", custom_js["code"])]
+    code = custom_js.get("code") if isinstance(custom_js, dict) else None
+    if (
+        isinstance(custom_js, dict)
+        and custom_js.get("enabled") is True
+        and isinstance(code, str)
+        and code.strip()
+        and not any(p.field.startswith("config.custom_js.code") for p in found)
+    ):
+        found += await dry_runs.javascript_problems(
+            ctx, [("config.custom_js.code", code)]
         )
     problems.extend(found)
 

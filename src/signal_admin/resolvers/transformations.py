@@ -344,14 +344,20 @@ async def _check_config(ctx: RequestContext, problems: Problems, config: Any) ->
         FieldProblem(f"config.{problem.field}", problem.code, problem.message)
         for problem in steps.transformation_problems(config)
     ]
-    if not found:
-        sources = [
-            (f"config.steps.{index}.source", step["source"])
-            for index, step in enumerate(config.get("steps", []))
-            if step.get("type") == "code"
-        ]
-        found = await dry_runs.javascript_problems(ctx, sources)
-    problems.extend(found)
+    # Every code step's source is compiled whatever else is wrong, so that one
+    # answer names every problem; unless the source itself is already refused.
+    refused = {problem.field for problem in found}
+    listed = config.get("steps")
+    sources = [
+        (field, step["source"])
+        for index, step in enumerate(listed if isinstance(listed, list) else [])
+        if isinstance(step, dict)
+        and step.get("type") == "code"
+        and isinstance(step.get("source"), str)
+        and step["source"].strip()
+        and (field := f"config.steps.{index}.source") not in refused
+    ]
+    problems.extend(found + await dry_runs.javascript_problems(ctx, sources))
 
 
 def _checked(problems: Problems, value: Any) -> Any:

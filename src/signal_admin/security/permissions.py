@@ -18,7 +18,7 @@ class Permission(StrEnum):
     USE_LIVE_DEBUGGER = "use the live debugger"
     WRITE_CONFIGURATION = "create and edit configuration"
     BUILD_COLLECTORS = "build collectors"
-    WRITE_TRANSFORMATIONS = "write and test transformations"
+    WRITE_TRANSFORMATIONS = "edit and test transformations and send test events"
     DELETE_CONFIGURATION = "delete configuration"
     WRITE_DATA_LAYER = "edit the data layer"
     MANAGE_USERS = "read and manage users"
