@@ -360,6 +360,73 @@ class TestErrors:
         assert error.code == JS_INVALID_SOURCE
         assert error.message == "SyntaxError: Unexpected token '}' (line 3, column 1)"
 
+    def test_a_missing_brace_is_the_end_of_the_source(self, sandbox: Sandbox) -> None:
+        error = run_error(sandbox, "function process(e, c) { return e; ")
+
+        assert error.code == JS_INVALID_SOURCE
+        assert error.message == (
+            "SyntaxError: Unexpected end of input (line 1, column 36)"
+        )
+
+    def test_an_extra_brace_is_named_where_it_is(self, sandbox: Sandbox) -> None:
+        source = "function process(event) {\n  return event;\n}}\nconst x = 1;"
+
+        error = run_error(sandbox, source)
+
+        assert error.code == JS_INVALID_SOURCE
+        assert error.message == "SyntaxError: Unexpected token '}' (line 3, column 2)"
+
+    def test_a_bad_token_names_its_line_and_column(self, sandbox: Sandbox) -> None:
+        source = "function process(event) {\n  const a = 1;\n  let b = a ** ;\n}"
+
+        error = run_error(sandbox, source)
+
+        assert error.code == JS_INVALID_SOURCE
+        assert error.message == "SyntaxError: Unexpected token ';' (line 3, column 16)"
+
+    def test_a_strict_mode_error_is_named(self, sandbox: Sandbox) -> None:
+        source = "'use strict';\nwith (Math) {}\nfunction process(event) {"
+
+        error = run_error(sandbox, source)
+
+        assert error.message == (
+            "SyntaxError: Strict mode code may not include a with statement "
+            "(line 2, column 1)"
+        )
+
+    def test_a_source_that_only_a_function_refuses_never_runs(
+        self, sandbox: Sandbox
+    ) -> None:
+        # Parsed on its own, without its "use strict", this source is a valid
+        # script that throws at once; checking it must not run it.
+        source = "'use strict';\nthrow new Error('it ran');\nwith (Math) {}"
+
+        error = run_error(sandbox, source)
+
+        assert error.message == (
+            "SyntaxError: Strict mode code may not include a with statement "
+            "(line 3, column 1)"
+        )
+
+    def test_user_code_cannot_use_the_syntax_check(self, sandbox: Sandbox) -> None:
+        source = """
+        function process() {
+          try {
+            __sandbox.check('globalThis.leaked = 1;');
+            return { refused: false };
+          } catch (error) {
+            return { refused: error instanceof TypeError };
+          }
+        }
+        """
+
+        assert sandbox.run("org_a", source, {}, {}) == {"refused": True}
+
+    def test_a_top_level_return_is_valid(self, sandbox: Sandbox) -> None:
+        source = "if (false) return;\n" + IDENTITY
+
+        assert sandbox.run("org_a", source, {"a": 1}, {}) == {"a": 1}
+
     def test_a_source_without_process_is_invalid(self, sandbox: Sandbox) -> None:
         error = run_error(sandbox, "function handle(event) { return event; }")
 
@@ -393,14 +460,12 @@ class TestLimits:
     def test_the_callers_budget_never_raises_the_limit(
         self, default_sandbox: Sandbox
     ) -> None:
-        started = time.monotonic()
-
         error = run_error(
             default_sandbox, ENDLESS_LOOP, owner="org_limits", time_limit_ms=60_000
         )
 
         assert error.code == JS_TIMEOUT
-        assert time.monotonic() - started < 10
+        assert error.message == "the code ran longer than 50 ms"
 
     def test_a_memory_bomb_hits_the_memory_limit(self, sandbox: Sandbox) -> None:
         error = run_error(sandbox, MEMORY_BOMB, owner="org_limits")
@@ -804,6 +869,27 @@ class TestSourceProblems:
         problems = sandbox.source_problems(source)
 
         assert problems == ["SyntaxError: Unexpected token ';' (line 2, column 17)"]
+
+    def test_a_missing_brace_is_named_at_the_end(self, sandbox: Sandbox) -> None:
+        source = "function process(event) {\n  return event;\n"
+
+        problems = sandbox.source_problems(source)
+
+        assert problems == ["SyntaxError: Unexpected end of input (line 3, column 1)"]
+
+    def test_an_extra_brace_is_named(self, sandbox: Sandbox) -> None:
+        source = "function process(event) {\n  return event;\n}\n}"
+
+        problems = sandbox.source_problems(source)
+
+        assert problems == ["SyntaxError: Unexpected token '}' (line 4, column 1)"]
+
+    def test_a_bad_token_on_line_3_is_named(self, sandbox: Sandbox) -> None:
+        source = "const a = 1;\nfunction process(event) {\n  return event..a;\n}"
+
+        problems = sandbox.source_problems(source)
+
+        assert problems == ["SyntaxError: Unexpected token '.' (line 3, column 16)"]
 
     def test_a_missing_process_function_is_named(self, sandbox: Sandbox) -> None:
         problems = sandbox.source_problems("const handler = () => null;")

@@ -306,6 +306,19 @@ _HARNESS = r"""
     );
   }
 
+  // Parses a source on its own, as a sloppy script that ends where the source
+  // ends, so that a syntax error is found in the user's text rather than in
+  // the function around it. The source is evaluated behind `throw 0;` in a
+  // scratch function's scope: when it parses, only its declarations are bound
+  // there and the throw comes before any of it runs. The SyntaxError is left
+  // uncaught, since only then does the engine report where it is.
+  const parseOnly = makeFunction('text', 'eval(text);');
+
+  function check(source) {
+    if (running) throw new TypeError('Not available');
+    parseOnly(`throw 0;\n${source}`);
+  }
+
   function run(eventJson, contextJson) {
     if (running || factory === null) throw new TypeError('Not available');
     running = true;
@@ -477,7 +490,7 @@ _HARNESS = r"""
   }
 
   const NO_PROCESS = %NO_PROCESS%;
-  const entryPoints = { prepare, run, probe, settle };
+  const entryPoints = { prepare, check, run, probe, settle };
   for (const key of ownKeys(entryPoints)) hiddenSource.add(entryPoints[key]);
   defineProperty(global, '__sandbox', { value: freeze(entryPoints) });
   if (typeof __TimerManager !== 'undefined') __TimerManager = undefined;
@@ -531,6 +544,9 @@ _HARNESS = (
 # "undefined:5: SyntaxError: Unexpected token '}'\n}\n^" from mini-racer, where
 # line 5 is line 3 of the user source.
 _SYNTAX_ERROR = re.compile(r"^[^\n]*?:(\d+): (SyntaxError: [^\n]*)\n[^\n]*\n( *)\^")
+# A top-level `return` is valid in the function body that a source is, but not
+# in a script.
+_ILLEGAL_RETURN = "SyntaxError: Illegal return statement"
 
 
 class SandboxError(StepFailure):
@@ -689,7 +705,7 @@ def _compile(racer: MiniRacer, source: str, limits: SandboxLimits) -> None:
             JS_INVALID_SOURCE, "the source takes too long to compile"
         ) from None
     except JSEvalException as error:
-        raise _compile_error(str(error), source) from None
+        raise _compile_error(racer, str(error), source) from None
     except Exception:  # anything else the engine raises is mapped
         raise SandboxError(JS_ERROR, "the JavaScript engine failed") from None
 
@@ -710,16 +726,56 @@ def _outcome_error(outcome: str) -> SandboxError:
     return SandboxError(code.get(outcome[:1], JS_ERROR), _clip(outcome[1:]))
 
 
-def _compile_error(text: str, source: str) -> SandboxError:
+def _compile_error(racer: MiniRacer, text: str, source: str) -> SandboxError:
+    """The error of a source that did not compile as a function body; `text` is
+    mini-racer's report of it.
+
+    Compiled inside a function, a source with a brace too many or too few
+    reaches into the code around it, and the engine then names a token the user
+    never wrote. The source parsed on its own finds such an error where it is;
+    of the two errors, the earlier one is the source's first (a script only
+    refuses a top-level `return`, and sees no "use strict" behind the throw
+    that keeps it from running).
+    """
     match = _SYNTAX_ERROR.match(text)
     if match is None:
         return SandboxError(JS_INVALID_SOURCE, _clip(_first_js_error(text)))
-    line, column = int(match[1]) - 2, len(match[3]) + 1
-    if 1 <= line <= source.count("\n") + 1:
+    lines = source.count("\n") + 1
+    message, line, column = match[2], int(match[1]) - 2, len(match[3]) + 1
+    in_source = 1 <= line <= lines
+    alone = _syntax_error_alone(racer, source)
+    if alone is not None and (not in_source or alone[1:] <= (line, column)):
+        message, line, column = alone
+        in_source = True
+    if in_source:
         where = f" (line {line}, column {column})"
     else:
         where = " (at the end of the source)"
-    return SandboxError(JS_INVALID_SOURCE, _clip(match[2]) + where)
+    return SandboxError(JS_INVALID_SOURCE, _clip(message) + where)
+
+
+def _syntax_error_alone(racer: MiniRacer, source: str) -> tuple[str, int, int] | None:
+    """The first syntax error of `source` parsed on its own as a script, with
+    its line and column in the source; None when it parses, when the error is
+    only that a script cannot `return`, or when the check fails."""
+    check = f"__sandbox.check({json.dumps(source)})"
+    try:
+        racer.eval(check, timeout_sec=_SETUP_TIME_LIMIT_S)
+    except JSTimeoutException:
+        return None
+    except JSEvalException as error:
+        # The first line of the checked text is the harness's `throw 0;`.
+        match = _SYNTAX_ERROR.match(str(error))
+    except Exception:  # anything else the engine raises leaves the check out
+        return None
+    else:
+        return None
+    if match is None or match[2] == _ILLEGAL_RETURN:
+        return None
+    line, column = int(match[1]) - 1, len(match[3]) + 1
+    if not 1 <= line <= source.count("\n") + 1:
+        return None
+    return match[2], line, column
 
 
 def _first_js_error(text: str) -> str:
