@@ -625,3 +625,17 @@ async def test_a_global_set_by_one_orgs_code_is_invisible_to_another(
     assert await run(first.owner, "first-org-secret") is None
     assert await run(first.owner, "again") is None
     assert await run(second.owner, "second-org-secret") is None
+
+
+async def test_graphql_names_the_whole_input_when_no_event_is_given(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org, pipeline, _, _ = await _shop(client, factory)
+
+    response = await graphql(
+        client, org.owner, SEND, {"input": {"pipelineId": pipeline["id"]}}
+    )
+
+    payload = response.json()["data"]["sendTestEvents"]
+    assert payload["results"] is None
+    assert payload["userErrors"] == [{"field": ["input"], "code": "INVALID"}]

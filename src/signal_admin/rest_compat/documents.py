@@ -69,7 +69,12 @@ def _scan_parser() -> type:
 _Parser: Any = _scan_parser()
 
 
-class _JsonLikeLoader(Composer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc]
+class _JsonLikeLoader(
+    Composer,
+    _Parser,  # type: ignore[misc]
+    SafeConstructor,
+    Resolver,
+):
     """Parses with libyaml, composes in Python (so that aliases are refused
     before anything is built), and constructs JSON values only."""
 

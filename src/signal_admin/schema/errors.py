@@ -20,6 +20,9 @@ from signal_admin.errors import DomainError, InternalError, RateLimited
 
 log = structlog.get_logger(__name__)
 
+# How validation names a problem of the whole input rather than one field.
+WHOLE_BODY = "body"
+
 
 @strawberry.type(
     description=(
@@ -91,7 +94,11 @@ class QueryTooComplex(DocumentRefused):
 
 
 def field_path(field: str) -> list[str]:
-    """`js_builder_config.batch_size` → `["jsBuilderConfig", "batchSize"]`."""
+    """`js_builder_config.batch_size` → `["jsBuilderConfig", "batchSize"]`.
+    A problem of the whole input (`body`, as REST calls it) is at `["input"]`,
+    the argument every mutation takes."""
+    if field == WHOLE_BODY:
+        return ["input"]
     return [_camel_case(part) for part in field.split(".")]
 
 
