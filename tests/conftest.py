@@ -100,3 +100,6 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 @pytest.fixture
 def factory(app: FastAPI, client: AsyncClient) -> Factory:
     return Factory(app, client)
+
+
+pytest_plugins = ["tests.servers"]

@@ -21,6 +21,14 @@ from signal_admin.processing.sandbox import Sandbox, SandboxLimits
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from signal_admin.resolvers.context import Services
 from signal_admin.resolvers.crypto import re_encryption_workers
+from signal_admin.resolvers.live import (
+    LiveSockets,
+    MemorySocketSlots,
+    RedisSocketSlots,
+    SocketSlots,
+    audit_publisher,
+    watching_live_sockets,
+)
 from signal_admin.rest_compat import (
     API_PREFIX,
     audit_logs,
@@ -75,8 +83,14 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     limiter: RateLimiter = RedisRateLimiter(redis) if redis else MemoryRateLimiter()
-    live: LiveBus = RedisBus(redis) if redis else MemoryBus()
-    return Services(
+    capacity = settings.live_queue_size
+    live: LiveBus = (
+        RedisBus.from_url(settings.redis_url, redis, capacity)
+        if redis and settings.redis_url
+        else MemoryBus(capacity)
+    )
+    slots: SocketSlots = RedisSocketSlots(redis) if redis else MemorySocketSlots()
+    services = Services(
         settings=settings,
         db=Database(settings.database_url),
         tokens=TokenService(
@@ -97,9 +111,14 @@ def build_services(settings: Settings) -> Services:
             )
         ),
     )
+    services.live_sockets = LiveSockets(services, slots)
+    services.db.after_commit(audit_publisher(live))
+    return services
 
 
 async def close_services(services: Services) -> None:
+    if services.live is not None:
+        await services.live.close()
     await services.db.dispose()
     if services.sandbox is not None:
         services.sandbox.close()
@@ -122,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     interval=settings.audit_purge_interval,
                 ),
                 re_encryption_workers(app.state.services),
+                watching_live_sockets(app.state.services),
             ):
                 yield
         finally:

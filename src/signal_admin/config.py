@@ -90,6 +90,20 @@ class Settings(BaseSettings):
     js_heap_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
     processing_threads: int = Field(default=4, ge=1, le=64)
 
+    # Live sockets (the REST stream and GraphQL subscriptions): how long a
+    # REST socket may wait for its auth message, the heartbeat, how often
+    # open sockets' sessions are checked for revocation, sockets per user,
+    # each listener's queue, GraphQL's connection_init wait and its
+    # subscriptions per connection, and the legacy `graphql-ws` protocol.
+    live_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    live_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    live_session_check_seconds: float = Field(default=10.0, gt=0, le=30)
+    live_sockets_per_user: int = Field(default=10, ge=1)
+    live_queue_size: int = Field(default=1000, ge=1)
+    graphql_ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    graphql_ws_max_subscriptions: int = Field(default=20, ge=1)
+    graphql_ws_legacy_protocol: bool = False
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from signal_admin.live.bus import MemoryBus, live_channel
+from signal_admin.live.bus import Feed, Message
 from signal_admin.processing.samples import sample_events
 from tests.factories import Factory, Member, Org, error_code
 from tests.helpers import client_of, dedicated_app
@@ -432,25 +432,14 @@ async def test_every_stage_is_published_to_the_live_stream(
     bus = app.state.services.live
     events = sample_events()[:2]
 
-    if isinstance(bus, MemoryBus):
-        async with bus.listen(org.id) as listener:
-            answer = await _send(client, org.owner, pipeline, {"events": events})
-            expected = [s for r in answer.json()["results"] for s in r["stages"]]
-            published = [await listener.next() for _ in expected]
-    else:
-        pubsub = app.state.services.redis.pubsub()
-        await pubsub.subscribe(live_channel(org.id))
-        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+    async with bus.listen(Feed.LIVE, org.id) as listener:
         answer = await _send(client, org.owner, pipeline, {"events": events})
         expected = [s for r in answer.json()["results"] for s in r["stages"]]
         published = []
-        while len(published) < len(expected):
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=2
-            )
-            assert message is not None, "a stage event was not published"
-            published.append(json.loads(message["data"]))
-        await pubsub.aclose()
+        for _ in expected:
+            message = await asyncio.wait_for(listener.next(), timeout=5)
+            assert isinstance(message, Message), message
+            published.append(message.data)
 
     assert published == expected
 

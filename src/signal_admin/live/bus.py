@@ -1,10 +1,22 @@
-"""The event bus stage events are published to.
+"""The bus live items travel on: stage events (`Feed.LIVE`) and audit entries
+(`Feed.AUDIT`), each on a channel per organisation.
 
-`LiveBus` is the one interface publishers use. `MemoryBus` serves one process
-(embedded mode): publishing hands each event to the listeners of its
-organisation, never waiting for them; each listener keeps at most
-`LISTENER_QUEUE` events and, when it falls behind, loses the oldest and is
-told how many. `RedisBus` publishes across replicas.
+`LiveBus` is the one interface. Publishers hand it JSON-ready dictionaries;
+listeners open a bounded `Listener` for one feed of one organisation. Both
+implementations fan out locally through a `Fanout`, which never waits for a
+listener: each keeps at most its capacity, loses the oldest items when it
+falls behind, and is told how many it lost.
+
+- `MemoryBus` serves one process (embedded mode).
+- `RedisBus` meets every replica and the data plane on Redis pub/sub
+  (`signal:live:{org_id}`, `signal:audit:{org_id}`). Each process keeps one
+  subscriber connection, subscribed to the channels of the organisations it
+  has listeners for. When that connection is lost, every listener ends with
+  `BusUnavailable`; the next `listen` connects afresh.
+
+An item is decoded once per process and serialised once: `Message` carries
+its JSON text and a cache where each protocol keeps the frame it built, so
+every listener of a protocol sends the same text.
 """
 
 from __future__ import annotations
@@ -12,100 +24,459 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
 
-StageEvent = dict[str, Any]
 LISTENER_QUEUE = 1000
+UNREACHABLE = "The live event bus (Redis) is unreachable."
+T = TypeVar("T")
 
 
-class LiveBus(Protocol):
-    async def publish(self, org_id: str, events: Sequence[StageEvent]) -> None:
-        """Hand `events` to the organisation's listeners, in order."""
+class Feed(StrEnum):
+    LIVE = "live"
+    AUDIT = "audit"
+
+
+def channel(feed: Feed, org_id: str) -> str:
+    """The Redis channel of one organisation's feed."""
+    return f"signal:{feed.value}:{org_id}"
+
+
+def live_channel(org_id: str) -> str:
+    return channel(Feed.LIVE, org_id)
+
+
+class BusUnavailable(Exception):
+    """The bus cannot carry items to this process's listeners: Redis is
+    unreachable, or the connection to it was lost."""
+
+
+class Message:
+    """One published item, as every listener of this process shares it."""
+
+    __slots__ = ("_frames", "_text", "data")
+
+    def __init__(self, data: dict[str, Any], text: str | None = None) -> None:
+        self.data = data
+        self._text = text
+        self._frames: dict[Hashable, Any] = {}
+
+    @property
+    def text(self) -> str:
+        """The item as compact JSON, encoded on first use."""
+        if self._text is None:
+            self._text = json.dumps(self.data, separators=(",", ":"))
+        return self._text
+
+    @property
+    def pipeline_id(self) -> str | None:
+        value = self.data.get("pipeline_id")
+        return value if isinstance(value, str) else None
+
+    def shared(self, key: Hashable, build: Callable[[Message], T]) -> T:
+        """What `build` makes of this message, made once for every listener
+        asking with the same `key` (a protocol, or a protocol and a
+        selection)."""
+        if key not in self._frames:
+            self._frames[key] = build(self)
+        value: T = self._frames[key]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Items a listener lost because its queue was full."""
+
+    count: int
 
 
 class Listener:
-    """One listener's bounded queue of stage events."""
+    """One listener's bounded queue.
 
-    def __init__(self, capacity: int = LISTENER_QUEUE) -> None:
-        self._events: deque[StageEvent] = deque(maxlen=capacity)
+    `wants` picks the items the listener keeps, before they take room in its
+    queue; `pipeline_id`, when set, limits it to that pipeline's items and
+    lets the fan-out skip it for every other pipeline.
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline_id: str | None = None,
+        wants: Callable[[Message], bool] | None = None,
+        capacity: int = LISTENER_QUEUE,
+    ) -> None:
+        self.pipeline_id = pipeline_id
+        self.wants = wants
+        self._messages: deque[Message] = deque(maxlen=capacity)
         self._ready = asyncio.Event()
-        self.dropped = 0
+        self._dropped = 0
+        self._ended: BusUnavailable | None = None
 
-    def offer(self, event: StageEvent) -> None:
-        if len(self._events) == self._events.maxlen:
-            self.dropped += 1
-        self._events.append(event)
+    def offer(self, message: Message) -> None:
+        if self.wants is not None and not self.wants(message):
+            return
+        if len(self._messages) == self._messages.maxlen:
+            self._dropped += 1
+        self._messages.append(message)
         self._ready.set()
 
-    async def next(self) -> StageEvent:
-        while not self._events:
+    def end(self, error: BusUnavailable) -> None:
+        """Stop the listener: its next `next()` raises `error`."""
+        self._ended = error
+        self._ready.set()
+
+    async def next(self) -> Message | Dropped:
+        """The next item, or first the count of those lost since the last
+        call."""
+        while True:
+            if self._ended is not None:
+                raise self._ended
+            if self._dropped:
+                count, self._dropped = self._dropped, 0
+                return Dropped(count)
+            if self._messages:
+                return self._messages.popleft()
             self._ready.clear()
             await self._ready.wait()
-        return self._events.popleft()
 
-    def take_dropped(self) -> int:
-        """How many events were lost since the last call."""
-        count, self.dropped = self.dropped, 0
-        return count
+    @property
+    def queued(self) -> int:
+        return len(self._messages)
+
+
+class Fanout:
+    """This process's listeners, by feed and organisation and, within those,
+    by pipeline (None for listeners of every pipeline)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[tuple[Feed, str], dict[str | None, set[Listener]]] = {}
+
+    def add(self, feed: Feed, org_id: str, listener: Listener) -> bool:
+        """Register `listener`; answers whether it is the first of its feed
+        and organisation."""
+        scopes = self._listeners.setdefault((feed, org_id), {})
+        first = not scopes
+        scopes.setdefault(listener.pipeline_id, set()).add(listener)
+        return first
+
+    def remove(self, feed: Feed, org_id: str, listener: Listener) -> bool:
+        """Forget `listener`; answers whether it was the last of its feed and
+        organisation."""
+        scopes = self._listeners.get((feed, org_id))
+        if scopes is None:
+            return False
+        listeners = scopes.get(listener.pipeline_id, set())
+        listeners.discard(listener)
+        if not listeners:
+            scopes.pop(listener.pipeline_id, None)
+        if scopes:
+            return False
+        del self._listeners[(feed, org_id)]
+        return True
+
+    def has_listeners(self, feed: Feed, org_id: str) -> bool:
+        return (feed, org_id) in self._listeners
+
+    def deliver(self, feed: Feed, org_id: str, messages: Sequence[Message]) -> None:
+        scopes = self._listeners.get((feed, org_id))
+        if not scopes:
+            return
+        everything = tuple(scopes.get(None, ()))
+        for message in messages:
+            for listener in everything:
+                listener.offer(message)
+            pipeline_id = message.pipeline_id
+            if pipeline_id is not None:
+                for listener in tuple(scopes.get(pipeline_id, ())):
+                    listener.offer(message)
+
+    def end_all(self, error: BusUnavailable) -> None:
+        for scopes in self._listeners.values():
+            for listeners in scopes.values():
+                for listener in listeners:
+                    listener.end(error)
+
+    @property
+    def listener_count(self) -> int:
+        return sum(
+            len(listeners)
+            for scopes in self._listeners.values()
+            for listeners in scopes.values()
+        )
+
+
+class LiveBus(Protocol):
+    async def publish(
+        self, feed: Feed, org_id: str, items: Sequence[dict[str, Any]]
+    ) -> None:
+        """Hand `items` to the organisation's listeners of `feed`, in order,
+        without waiting for any of them. Never raises: a bus that cannot
+        carry them logs it, since the live copy is never the only one."""
+
+    def listen(
+        self,
+        feed: Feed,
+        org_id: str,
+        *,
+        pipeline_id: str | None = None,
+        wants: Callable[[Message], bool] | None = None,
+    ) -> AbstractAsyncContextManager[Listener]:
+        """A listener for the organisation's items of `feed`, registered for
+        the block's duration. Raises `BusUnavailable` when the bus cannot
+        carry items to this process."""
+
+    async def close(self) -> None:
+        """End every listener and release connections."""
 
 
 class MemoryBus:
     """The in-process bus of embedded mode."""
 
-    def __init__(self) -> None:
-        self._listeners: dict[str, set[Listener]] = {}
+    def __init__(self, capacity: int = LISTENER_QUEUE) -> None:
+        self.fanout = Fanout()
+        self._capacity = capacity
 
-    async def publish(self, org_id: str, events: Sequence[StageEvent]) -> None:
-        for listener in tuple(self._listeners.get(org_id, ())):
-            for event in events:
-                listener.offer(event)
+    async def publish(
+        self, feed: Feed, org_id: str, items: Sequence[dict[str, Any]]
+    ) -> None:
+        if self.fanout.has_listeners(feed, org_id):
+            self.fanout.deliver(feed, org_id, [Message(item) for item in items])
 
     @asynccontextmanager
-    async def listen(self, org_id: str) -> AsyncIterator[Listener]:
-        listener = Listener()
-        self._listeners.setdefault(org_id, set()).add(listener)
+    async def listen(
+        self,
+        feed: Feed,
+        org_id: str,
+        *,
+        pipeline_id: str | None = None,
+        wants: Callable[[Message], bool] | None = None,
+    ) -> AsyncIterator[Listener]:
+        listener = Listener(
+            pipeline_id=pipeline_id, wants=wants, capacity=self._capacity
+        )
+        self.fanout.add(feed, org_id, listener)
         try:
             yield listener
         finally:
-            listeners = self._listeners.get(org_id, set())
-            listeners.discard(listener)
-            if not listeners:
-                self._listeners.pop(org_id, None)
+            self.fanout.remove(feed, org_id, listener)
+
+    async def close(self) -> None:
+        self.fanout.end_all(BusUnavailable("The service is shutting down."))
 
 
 class RedisBus:
-    """Publishes to `signal:live:{org_id}`, where every replica (and the data
-    plane) meets. A Redis outage loses the live copy of the events, never the
-    request that produced them."""
+    """Pub/sub on Redis, shared by every replica and the data plane.
 
-    def __init__(self, redis: Redis) -> None:
+    Publishing uses the service's Redis client. Listening uses one subscriber
+    connection of its own, opened by the first listener and made without
+    retries, so that a lost connection is seen at once: events published
+    while it was down are gone, and the listeners must know it.
+    """
+
+    def __init__(
+        self, redis: Redis, subscriber: Redis, capacity: int = LISTENER_QUEUE
+    ) -> None:
         self._redis = redis
+        self._subscriber = subscriber
+        self._capacity = capacity
+        self.fanout = Fanout()
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed: set[str] = set()
+        self._lock = asyncio.Lock()
 
-    async def publish(self, org_id: str, events: Sequence[StageEvent]) -> None:
-        if not events:
+    @classmethod
+    def from_url(
+        cls, url: str, redis: Redis, capacity: int = LISTENER_QUEUE
+    ) -> RedisBus:
+        subscriber = Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+            health_check_interval=15,
+        )
+        return cls(redis, subscriber, capacity)
+
+    async def publish(
+        self, feed: Feed, org_id: str, items: Sequence[dict[str, Any]]
+    ) -> None:
+        if not items:
             return
-        channel = live_channel(org_id)
+        name = channel(feed, org_id)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(channel, json.dumps(event, separators=(",", ":")))
+                for item in items:
+                    pipe.publish(name, json.dumps(item, separators=(",", ":")))
                 await pipe.execute()
         except (RedisError, OSError) as error:
             log.warning(
                 "live.publish_failed",
+                feed=feed.value,
                 org_id=org_id,
-                events=len(events),
+                items=len(items),
                 error=type(error).__name__,
             )
 
+    @asynccontextmanager
+    async def listen(
+        self,
+        feed: Feed,
+        org_id: str,
+        *,
+        pipeline_id: str | None = None,
+        wants: Callable[[Message], bool] | None = None,
+    ) -> AsyncIterator[Listener]:
+        listener = Listener(
+            pipeline_id=pipeline_id, wants=wants, capacity=self._capacity
+        )
+        await self._subscribe(feed, org_id, listener)
+        try:
+            yield listener
+        finally:
+            await self._unsubscribe(feed, org_id, listener)
 
-def live_channel(org_id: str) -> str:
-    return f"signal:live:{org_id}"
+    async def close(self) -> None:
+        self.fanout.end_all(BusUnavailable("The service is shutting down."))
+        async with self._lock:
+            await self._disconnect()
+        await self._subscriber.aclose()
+
+    @property
+    def subscribed_channels(self) -> frozenset[str]:
+        return frozenset(self._subscribed)
+
+    async def _subscribe(self, feed: Feed, org_id: str, listener: Listener) -> None:
+        name = channel(feed, org_id)
+        async with self._lock:
+            self.fanout.add(feed, org_id, listener)
+            if name in self._subscribed:
+                return
+            try:
+                if self._pubsub is None:
+                    self._pubsub = self._subscriber.pubsub(
+                        ignore_subscribe_messages=True
+                    )
+                await self._pubsub.subscribe(name)
+            except (RedisError, OSError) as error:
+                self.fanout.remove(feed, org_id, listener)
+                log.warning("live.subscribe_failed", channel=name, error=str(error))
+                if not self._subscribed:
+                    await self._disconnect()
+                raise BusUnavailable(
+                    "The live event bus (Redis) is unreachable."
+                ) from error
+            self._subscribed.add(name)
+            if self._reader is None:
+                self._reader = asyncio.create_task(
+                    self._read(self._pubsub), name="live-bus-reader"
+                )
+
+    async def _unsubscribe(self, feed: Feed, org_id: str, listener: Listener) -> None:
+        name = channel(feed, org_id)
+        async with self._lock:
+            if not self.fanout.remove(feed, org_id, listener):
+                return
+            if name not in self._subscribed:
+                return
+            self._subscribed.discard(name)
+            if not self._subscribed:
+                # The last listener left: close the connection rather than keep
+                # an idle subscriber.
+                await self._disconnect()
+                return
+            if self._pubsub is not None:
+                try:
+                    await self._pubsub.unsubscribe(name)
+                except (RedisError, OSError) as error:
+                    log.warning(
+                        "live.unsubscribe_failed", channel=name, error=str(error)
+                    )
+
+    async def _read(self, pubsub: PubSub) -> None:
+        """Hand every message of the subscriber connection to the local
+        listeners until the connection fails or is closed."""
+        try:
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
+                if message is not None:
+                    self._deliver(message)
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as error:
+            log.warning("live.subscriber_lost", error=str(error))
+            await self._lost()
+        except Exception:
+            log.exception("live.subscriber_failed")
+            await self._lost()
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        name = _text(message.get("channel"))
+        _, _, rest = name.partition(":")
+        feed_name, _, org_id = rest.partition(":")
+        try:
+            feed = Feed(feed_name)
+        except ValueError:
+            return
+        decoded = decode_item(message.get("data"), org_id)
+        if decoded is not None:
+            self.fanout.deliver(feed, org_id, [decoded])
+
+    async def _lost(self) -> None:
+        async with self._lock:
+            self._reader = None
+            self.fanout.end_all(
+                BusUnavailable("The connection to the live event bus (Redis) was lost.")
+            )
+            self._subscribed.clear()
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader
+        pubsub, self._pubsub = self._pubsub, None
+        self._subscribed.clear()
+        if pubsub is not None:
+            with suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+
+def decode_item(data: object, org_id: str) -> Message | None:
+    """A message read from an organisation's channel, or None when it is not
+    a JSON object of that organisation (an item naming another organisation
+    never reaches this one's listeners)."""
+    try:
+        text = _text(data)
+        item = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        log.warning("live.item_refused", org_id=org_id, reason="not JSON")
+        return None
+    if not isinstance(item, dict) or item.get("org_id") != org_id:
+        log.warning(
+            "live.item_refused", org_id=org_id, reason="not this organisation's"
+        )
+        return None
+    return Message(item, text)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else ""

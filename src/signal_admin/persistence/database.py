@@ -78,6 +78,8 @@ _DATA_EXCEPTION = "22"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Called with a committed session's `info`.
+AfterCommit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Database:
@@ -95,6 +97,13 @@ class Database:
             self.engine.execution_options(**{_WRITE_OPTION: True}),
             expire_on_commit=False,
         )
+        self._after_commit: list[AfterCommit] = []
+
+    def after_commit(self, hook: AfterCommit) -> None:
+        """Run `hook` with the `info` of every write session that commits,
+        once it has committed (to publish what it wrote, say). A hook never
+        fails the operation: its errors are logged."""
+        self._after_commit.append(hook)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -121,6 +130,11 @@ class Database:
             session.begin(),
         ):
             yield session
+        for hook in self._after_commit:
+            try:
+                await hook(session.info)
+            except Exception:
+                log.exception("db.after_commit_failed")
 
     async def ping(self) -> bool:
         try:

@@ -13,6 +13,8 @@ from signal_admin.persistence.models import AuditEntry
 from signal_admin.resolvers.context import RequestContext
 
 MASK = "***"
+# Where a write session's `info` lists the entries recorded in it.
+RECORDED = "audit_entries"
 
 
 def diff(
@@ -70,4 +72,32 @@ def record(
         request_id=ctx.meta.request_id,
     )
     session.add(entry)
+    session.info.setdefault(RECORDED, []).append(entry)
     return entry
+
+
+def recorded(info: dict[str, Any]) -> list[AuditEntry]:
+    """The entries a committed session's `info` says it recorded."""
+    entries: list[AuditEntry] = info.get(RECORDED, [])
+    return entries
+
+
+def published_entry(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the audit feed carries it (`signal:audit:{org_id}`)."""
+    return {
+        "id": entry.id,
+        "org_id": entry.org_id,
+        "action": entry.action,
+        "user_id": entry.user_id,
+        "user_email": entry.user_email,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "changes": entry.changes,
+        "metadata": entry.metadata_,
+        "ip_address": entry.ip_address,
+        "user_agent": entry.user_agent,
+        "request_id": entry.request_id,
+        "timestamp": entry.timestamp.isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        ),
+    }

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from signal_admin.live.bus import LiveBus
     from signal_admin.processing.sandbox import Sandbox
     from signal_admin.resolvers.crypto import ReEncryptionWorkers
+    from signal_admin.resolvers.live import LiveSockets
 
 
 @dataclass(slots=True)
@@ -44,6 +45,8 @@ class Services:
     # Where stage events are published; custom JavaScript.
     live: LiveBus | None = None
     sandbox: Sandbox | None = None
+    # This process's open live sockets, of both faces.
+    live_sockets: LiveSockets | None = None
     _processing_slots: CapacityLimiter | None = None
 
     def processing_slots(self) -> CapacityLimiter:

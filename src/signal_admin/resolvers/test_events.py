@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from signal_admin.errors import NotFound
+from signal_admin.live.bus import Feed
 from signal_admin.persistence.ids import check_id
 from signal_admin.persistence.models import (
     Pipeline,
@@ -54,7 +55,7 @@ async def send_test_events(
 
     if ctx.services.live is not None:
         stages = [stage for result in results for stage in result.stages]
-        await ctx.services.live.publish(principal.org_id, stages)
+        await ctx.services.live.publish(Feed.LIVE, principal.org_id, stages)
     return results
 
 
