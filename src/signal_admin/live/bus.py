@@ -63,6 +63,10 @@ class BusUnavailable(Exception):
     unreachable, or the connection to it was lost."""
 
 
+class BusClosed(BusUnavailable):
+    """The process is shutting down: its sockets close as a restart (1012)."""
+
+
 class Message:
     """One published item, as every listener of this process shares it."""
 
@@ -273,7 +277,7 @@ class MemoryBus:
             self.fanout.remove(feed, org_id, listener)
 
     async def close(self) -> None:
-        self.fanout.end_all(BusUnavailable("The service is shutting down."))
+        self.fanout.end_all(BusClosed("The service is shutting down."))
 
 
 class RedisBus:
@@ -349,7 +353,7 @@ class RedisBus:
             await self._unsubscribe(feed, org_id, listener)
 
     async def close(self) -> None:
-        self.fanout.end_all(BusUnavailable("The service is shutting down."))
+        self.fanout.end_all(BusClosed("The service is shutting down."))
         async with self._lock:
             await self._disconnect()
         await self._subscriber.aclose()
