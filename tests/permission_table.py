@@ -245,6 +245,13 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+SOCKET_ROUTES: tuple[Route, ...] = (
+    # WebSockets authenticate in band, after the handshake, so the tests that
+    # call each route over HTTP leave them out; their own tests check them.
+    Route("WEBSOCKET", "/graphql", _SIGNED_IN),
+    Route("WEBSOCKET", "/debug/live", Permission.USE_LIVE_DEBUGGER),
+)
+
 NULL = "null"
 """A query field's answer for an id that names nothing."""
 
@@ -289,6 +296,14 @@ def _mutation(name: str, needs: Need, /, *user_errors: str, **values: Any) -> Ro
 
 _NOT_FOUND = "NOT_FOUND"
 _REQUIRED = "REQUIRED"
+
+SUBSCRIPTION_FIELDS: tuple[RootField, ...] = (
+    # Subscriptions run over the WebSocket, not over HTTP, so the tests that
+    # post each root field leave them out; tests/e2e/test_graphql_subscriptions.py
+    # checks who may open them.
+    RootField("subscription", "liveEvents", Permission.USE_LIVE_DEBUGGER),
+    RootField("subscription", "auditLogAdded", _AUDIT),
+)
 
 ROOT_FIELDS: tuple[RootField, ...] = (
     # Queries.

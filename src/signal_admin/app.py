@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from signal_admin import __version__
 from signal_admin.catalog.loader import shipped_catalog
@@ -37,6 +37,7 @@ from signal_admin.rest_compat import (
     crypto,
     data_layer,
     health,
+    live,
     organizations,
     pipeline_integrations,
     pipelines,
@@ -78,7 +79,17 @@ def build_services(settings: Settings) -> Services:
     assert settings.jwt_secret
     assert settings.encryption_key
     redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        # The client owns the pool, so closing the client closes its
+        # connections.
+        Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout=2,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+            )
+        )
         if settings.redis_url
         else None
     )
@@ -171,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         organizations.router,
         audit_logs.router,
         crypto.router,
+        live.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))

@@ -119,6 +119,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         # uvicorn annotates an int but hands the value to asyncio.timeout,
         # which takes fractions of a second too.
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        # Live sockets send small JSON frames; compressing them would keep a
+        # zlib state of ~40 KiB per socket and compress each frame once per
+        # socket instead of sending one shared text (docs/decisions.md).
+        "ws_per_message_deflate": False,
     }
     if workers == 1:
         uvicorn.run(create_app(settings), **options)

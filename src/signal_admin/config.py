@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./signal-admin.db"
     redis_url: str | None = None
+    # Connections one process opens to Redis at most; more callers at once
+    # wait (up to 2 s) for one to come free rather than fail.
+    redis_max_connections: int = Field(default=50, ge=2, le=1000)
     jwt_secret: str | None = None
     encryption_key: str | None = None
     encryption_key_previous: str | None = None

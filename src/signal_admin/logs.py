@@ -31,3 +31,24 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, SocketQueriesHidden) for f in server_log.filters):
+        server_log.addFilter(SocketQueriesHidden())
+
+
+class SocketQueriesHidden(logging.Filter):
+    """Drops the query string from the server's lines about WebSocket
+    handshakes (`"WebSocket /v1/admin/debug/live?token=…" [accepted]`): a
+    client may put a token there, and logs must never hold one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            isinstance(record.msg, str)
+            and '"WebSocket %s"' in record.msg
+            and isinstance(record.args, tuple)
+            and len(record.args) >= 2
+            and isinstance(record.args[1], str)
+        ):
+            path, _, _ = record.args[1].partition("?")
+            record.args = (record.args[0], path, *record.args[2:])
+        return True

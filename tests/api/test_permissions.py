@@ -28,6 +28,8 @@ from tests.permission_table import (
     ROLES_WITH,
     ROOT_FIELDS,
     ROUTES,
+    SOCKET_ROUTES,
+    SUBSCRIPTION_FIELDS,
     Access,
     RootField,
     Route,
@@ -129,7 +131,8 @@ def _served_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def _tabled_routes() -> dict[tuple[str, str], Route]:
-    return {(route.method, path_shape(route.path)): route for route in ROUTES}
+    routes = ROUTES + SOCKET_ROUTES
+    return {(route.method, path_shape(route.path)): route for route in routes}
 
 
 async def _call(client: AsyncClient, route: Route, member: Member | None) -> Response:
@@ -163,7 +166,7 @@ def test_every_route_the_table_names_is_served(app: FastAPI) -> None:
 
 
 def test_the_table_names_each_route_once() -> None:
-    assert len(_tabled_routes()) == len(ROUTES)
+    assert len(_tabled_routes()) == len(ROUTES) + len(SOCKET_ROUTES)
 
 
 @pytest.mark.parametrize(("route", "role"), _cases(ROUTES, permitted=False))
@@ -231,7 +234,8 @@ def _served_fields() -> set[tuple[str, str]]:
 
 
 def _tabled_fields() -> set[tuple[str, str]]:
-    return {(row.operation, row.name) for row in ROOT_FIELDS}
+    rows = ROOT_FIELDS + SUBSCRIPTION_FIELDS
+    return {(row.operation, row.name) for row in rows}
 
 
 def _document(row: RootField, variables: dict[str, Any]) -> str:
@@ -280,7 +284,7 @@ def test_every_root_field_the_table_names_is_in_the_schema() -> None:
 
 
 def test_the_table_names_each_root_field_once() -> None:
-    assert len(_tabled_fields()) == len(ROOT_FIELDS)
+    assert len(_tabled_fields()) == len(ROOT_FIELDS) + len(SUBSCRIPTION_FIELDS)
 
 
 @pytest.mark.parametrize(("row", "role"), _cases(ROOT_FIELDS, permitted=False))

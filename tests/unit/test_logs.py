@@ -2,13 +2,14 @@
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from signal_admin.config import Settings
-from signal_admin.logs import configure_logging
+from signal_admin.logs import SocketQueriesHidden, configure_logging
 
 
 @pytest.fixture
@@ -46,3 +47,22 @@ def test_development_logs_are_readable_lines() -> None:
     assert "pipeline.created" in output
     assert "pipeline_id=pip_1" in output
     assert not output.lstrip().startswith("{")
+
+
+def test_websocket_handshake_lines_never_show_the_query_string() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/v1/admin/debug/live?token=eyJsecret"),
+        None,
+    )
+
+    kept = SocketQueriesHidden().filter(record)
+
+    assert kept
+    assert record.getMessage() == (
+        '127.0.0.1:5000 - "WebSocket /v1/admin/debug/live" [accepted]'
+    )

@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 LISTENER_QUEUE = 1000
 UNREACHABLE = "The live event bus (Redis) is unreachable."
+LOST = "The connection to the live event bus (Redis) was lost."
+# How long Redis may take to confirm a new subscription.
+SUBSCRIBE_TIMEOUT_SECONDS = 2.0
 T = TypeVar("T")
 
 
@@ -200,11 +203,11 @@ class Fanout:
         everything = tuple(scopes.get(None, ()))
         for message in messages:
             for listener in everything:
-                listener.offer(message)
+                _offer(listener, message)
             pipeline_id = message.pipeline_id
             if pipeline_id is not None:
                 for listener in tuple(scopes.get(pipeline_id, ())):
-                    listener.offer(message)
+                    _offer(listener, message)
 
     def end_all(self, error: BusUnavailable) -> None:
         for scopes in self._listeners.values():
@@ -219,6 +222,15 @@ class Fanout:
             for scopes in self._listeners.values()
             for listeners in scopes.values()
         )
+
+
+def _offer(listener: Listener, message: Message) -> None:
+    """Offer `message` to one listener; a filter that fails on an odd item
+    skips it for that listener alone."""
+    try:
+        listener.offer(message)
+    except Exception as error:
+        log.warning("live.item_skipped", error=repr(error))
 
 
 class LiveBus(Protocol):
@@ -299,6 +311,7 @@ class RedisBus:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._subscribed: set[str] = set()
+        self._confirming: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -363,30 +376,40 @@ class RedisBus:
         return frozenset(self._subscribed)
 
     async def _subscribe(self, feed: Feed, org_id: str, listener: Listener) -> None:
+        """Register `listener`, subscribing this process to its channel first
+        if it is the channel's first: the listener is returned only once
+        Redis has confirmed the subscription, so nothing published after
+        `listen` returns can be missed."""
         name = channel(feed, org_id)
         async with self._lock:
             self.fanout.add(feed, org_id, listener)
             if name in self._subscribed:
                 return
             try:
-                if self._pubsub is None:
-                    self._pubsub = self._subscriber.pubsub(
-                        ignore_subscribe_messages=True
-                    )
-                await self._pubsub.subscribe(name)
-            except (RedisError, OSError) as error:
+                await self._confirmed_subscription(name)
+            except (RedisError, OSError, TimeoutError, BusUnavailable) as error:
                 self.fanout.remove(feed, org_id, listener)
-                log.warning("live.subscribe_failed", channel=name, error=str(error))
+                log.warning("live.subscribe_failed", channel=name, error=repr(error))
                 if not self._subscribed:
                     await self._disconnect()
-                raise BusUnavailable(
-                    "The live event bus (Redis) is unreachable."
-                ) from error
+                raise BusUnavailable(UNREACHABLE) from error
             self._subscribed.add(name)
+
+    async def _confirmed_subscription(self, name: str) -> None:
+        if self._pubsub is None:
+            self._pubsub = self._subscriber.pubsub()
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirming[name] = confirmed
+        try:
+            await self._pubsub.subscribe(name)
             if self._reader is None:
                 self._reader = asyncio.create_task(
                     self._read(self._pubsub), name="live-bus-reader"
                 )
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_SECONDS):
+                await confirmed
+        finally:
+            self._confirming.pop(name, None)
 
     async def _unsubscribe(self, feed: Feed, org_id: str, listener: Listener) -> None:
         name = channel(feed, org_id)
@@ -411,14 +434,17 @@ class RedisBus:
 
     async def _read(self, pubsub: PubSub) -> None:
         """Hand every message of the subscriber connection to the local
-        listeners until the connection fails or is closed."""
+        listeners, and confirm subscriptions, until the connection fails or
+        is closed."""
         try:
             while True:
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
-                if message is not None:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message["type"] == "message":
                     self._deliver(message)
+                elif message["type"] == "subscribe":
+                    self._confirm(_text(message.get("channel")))
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as error:
@@ -427,6 +453,11 @@ class RedisBus:
         except Exception:
             log.exception("live.subscriber_failed")
             await self._lost()
+
+    def _confirm(self, name: str) -> None:
+        confirmed = self._confirming.get(name)
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         name = _text(message.get("channel"))
@@ -441,11 +472,12 @@ class RedisBus:
             self.fanout.deliver(feed, org_id, [decoded])
 
     async def _lost(self) -> None:
+        for confirmed in self._confirming.values():
+            if not confirmed.done():
+                confirmed.set_exception(BusUnavailable(LOST))
         async with self._lock:
             self._reader = None
-            self.fanout.end_all(
-                BusUnavailable("The connection to the live event bus (Redis) was lost.")
-            )
+            self.fanout.end_all(BusUnavailable(LOST))
             self._subscribed.clear()
             await self._disconnect()
 

@@ -103,18 +103,25 @@ class StageFilter:
         item = message.data
         if self.pipeline_id is not None and item.get("pipeline_id") != self.pipeline_id:
             return False
-        if self.stages is not None and item.get("stage") not in self.stages:
+        if not _one_of(item.get("stage"), self.stages):
             return False
         event = item.get("event")
         event = event if isinstance(event, dict) else {}
-        if self.event_types is not None and event.get("type") not in self.event_types:
+        if not _one_of(event.get("type"), self.event_types):
             return False
-        if self.event_names is not None and event.get("event") not in self.event_names:
+        if not _one_of(event.get("event"), self.event_names):
             return False
-        return self.integration_ids is None or bool(
-            {item.get("integration_id"), item.get("pipeline_integration_id")}
-            & self.integration_ids
+        return self.integration_ids is None or any(
+            _one_of(item.get(name), self.integration_ids)
+            for name in ("integration_id", "pipeline_integration_id")
         )
+
+
+def _one_of(value: object, wanted: frozenset[str] | None) -> bool:
+    """Whether `value` is among `wanted` (anything is, when nothing is
+    named). Items may come from outside the service (the data plane), so a
+    value that is not a string matches nothing rather than failing."""
+    return wanted is None or (isinstance(value, str) and value in wanted)
 
 
 @requires(Permission.USE_LIVE_DEBUGGER)
@@ -377,18 +384,22 @@ class LiveSockets:
     async def check_sessions(self) -> None:
         """End the sockets whose session was revoked or whose user may no
         longer sign in; bring the others' role up to date."""
-        sockets = list(self._sockets.values())
+        # Each socket with the session it had when the check began: a socket
+        # given a token of another session meanwhile is judged next time.
+        sockets = [(s, s.principal.session_id) for s in self._sockets.values()]
         if not sockets:
             return
-        session_ids = {s.principal.session_id for s in sockets}
+        session_ids = {session_id for _, session_id in sockets}
         try:
             current = await _sessions_in_force(self._services, session_ids)
         except DomainError as error:
             # The database is unreachable: the sockets stay until it answers.
             log.warning("live.session_check_failed", error=error.code)
             return
-        for socket in sockets:
-            role = current.get(socket.principal.session_id)
+        for socket, session_id in sockets:
+            if socket.principal.session_id != session_id:
+                continue
+            role = current.get(session_id)
             if role is None:
                 socket.ended.set()
             elif role != socket.principal.role:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
+from signal_admin.errors import DomainError
+from signal_admin.live.bus import Dropped, Feed, Message
 from signal_admin.persistence.models import AuditEntry
 from signal_admin.persistence.models import User as UserRow
-from signal_admin.resolvers import audit_logs
+from signal_admin.resolvers import audit_logs, live
 from signal_admin.resolvers.context import permission_of
 from signal_admin.schema.auth import User
 from signal_admin.schema.context import GraphQLContext, Info
 from signal_admin.schema.errors import field_path
 from signal_admin.schema.execution import batched, once_per_row, one
-from signal_admin.schema.fields import query_field
+from signal_admin.schema.fields import query_field, subscription_field
 from signal_admin.schema.inputs import given
 from signal_admin.schema.loaders import UserKey
 from signal_admin.schema.pagination import (
@@ -28,6 +30,7 @@ from signal_admin.schema.pagination import (
     page_size,
 )
 from signal_admin.schema.scalars import JSON
+from signal_admin.schema.streams import FeedStream
 from signal_admin.schema.users import user_as_seen_by
 
 _INSTANT = (
@@ -101,6 +104,24 @@ class AuditLog:
             timestamp=entry.timestamp,
             org_id=entry.org_id,
             user_id=entry.user_id,
+        )
+
+    @classmethod
+    def from_published(cls, item: dict[str, Any]) -> AuditLog:
+        """An entry as the audit feed carries it."""
+        return cls(
+            id=strawberry.ID(item["id"]),
+            action=item["action"],
+            resource_type=item["resource_type"],
+            resource_id=item["resource_id"],
+            changes=JSON(item["changes"]),
+            metadata=JSON(item["metadata"]),
+            ip_address=item["ip_address"],
+            user_agent=item["user_agent"],
+            request_id=item["request_id"],
+            timestamp=datetime.fromisoformat(item["timestamp"]),
+            org_id=item["org_id"],
+            user_id=item["user_id"],
         )
 
     @query_field(
@@ -181,3 +202,57 @@ class AuditLogsQuery:
             page_info=page_info_of(page),
             count=lambda: audit_logs.count_audit_logs(ctx, filters),
         )
+
+
+class EntriesDropped(DomainError):
+    """An auditLogAdded subscriber fell behind and lost entries. An AuditLog
+    cannot say so, and a trail with a silent gap would mislead, so the
+    subscription ends; the client reads auditLogs and subscribes again."""
+
+    code = "EVENTS_DROPPED"
+    status = 409
+    default_message = "This subscription fell behind and lost audit entries."
+
+
+async def open_audit_log_added(
+    context: GraphQLContext, filter_input: AuditLogFilter | None
+) -> FeedStream[AuditLog]:
+    """The stream of an auditLogAdded subscription, listening once it
+    returns."""
+    ctx = context.request
+    ctx.require(permission_of(live.open_audit_stream))
+    wants = await live.open_audit_stream(ctx, _filter_of(filter_input))
+
+    def view(item: Message | Dropped) -> AuditLog:
+        if isinstance(item, Dropped):
+            raise EntriesDropped(
+                f"This subscription fell behind and lost {item.count} audit "
+                "entries; read them with auditLogs and subscribe again."
+            )
+        return AuditLog.from_published(item.data)
+
+    return await FeedStream.open(
+        ctx.services.live,
+        Feed.AUDIT,
+        ctx.authenticated().org_id,
+        pipeline_id=None,
+        wants=wants,
+        view=view,
+    )
+
+
+@strawberry.type
+class AuditLogsSubscription:
+    @subscription_field(
+        description="Audit entries as their changes are committed; for owners "
+        "and admins."
+    )
+    async def audit_log_added(
+        self,
+        info: Info,
+        filter: Annotated[
+            AuditLogFilter | None,
+            strawberry.argument(description="Which entries to receive."),
+        ] = strawberry.UNSET,
+    ) -> AsyncIterator[AuditLog]:
+        return await open_audit_log_added(info.context, filter)

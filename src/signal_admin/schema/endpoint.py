@@ -3,7 +3,8 @@
 Every request takes the same steps: read it, identify the caller, charge the
 rate limit, parse the document (up to the token limit), admit it (authorise,
 limit its shape, validate, limit its cost and its mutations), execute it with
-Strawberry, and answer. Charging comes before parsing, so a caller over the
+Strawberry, and answer. Subscriptions run over the WebSocket on the same
+path (see `subscriptions`). Charging comes before parsing, so a caller over the
 limit cannot make the server parse anything. A request refused before
 execution answers its error's own status under
 `application/graphql-response+json`; under `application/json` a well-formed
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from graphql import GraphQLError, OperationType
 from strawberry.http.ides import get_graphql_ide_html
@@ -39,7 +40,7 @@ from signal_admin.resolvers.context import (
 )
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.middleware import state_of
-from signal_admin.schema import admission
+from signal_admin.schema import admission, subscriptions
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.document import Operation, read_operation, validate
 from signal_admin.schema.errors import (
@@ -81,6 +82,10 @@ def graphql_router(settings: Settings) -> APIRouter:
     @router.post(PATH, include_in_schema=False)
     async def graphql_post(request: Request) -> Response:
         return await _answer(request, read_post, _QUERIES_AND_MUTATIONS)
+
+    @router.websocket(PATH)
+    async def graphql_subscriptions(websocket: WebSocket) -> None:
+        await subscriptions.serve(websocket, settings)
 
     @router.api_route(PATH, methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def graphql_other(request: Request) -> Response:

@@ -317,6 +317,14 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         ] = {}
         self._objects = 0
 
+    def build_per_event_executor(self, payload: Any) -> PlannedExecutionContext:
+        """The execution of one subscription event: it shares this one's
+        plans and counts its own objects."""
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, PlannedExecutionContext)
+        executor._objects = 0
+        return executor
+
     def count_objects(self, count: int) -> None:
         """Count objects put in the answer, refusing to go past the limit."""
         self._objects += count

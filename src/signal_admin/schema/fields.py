@@ -1,10 +1,10 @@
 """How root fields are declared.
 
-`query_field` and `mutation_field` are `strawberry.field` and
-`strawberry.mutation` as decorators that keep the resolver's type for the type
-checker. Every mutation field also clears the request's loaders once it has
-run, so the fields after it - its payload's and the next mutation's - read
-what it wrote.
+`query_field`, `mutation_field` and `subscription_field` are
+`strawberry.field`, `strawberry.mutation` and `strawberry.subscription` as
+decorators that keep the resolver's type for the type checker. Every mutation
+field also clears the request's loaders once it has run, so the fields after
+it - its payload's and the next mutation's - read what it wrote.
 """
 
 from __future__ import annotations
@@ -43,4 +43,11 @@ def mutation_field(*, description: str) -> Callable[[ResolverT], ResolverT]:
     return cast(
         Callable[[ResolverT], ResolverT],
         strawberry.mutation(description=description, extensions=[ClearsLoaders()]),
+    )
+
+
+def subscription_field(*, description: str) -> Callable[[ResolverT], ResolverT]:
+    return cast(
+        Callable[[ResolverT], ResolverT],
+        strawberry.subscription(description=description),
     )

@@ -10,13 +10,14 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from signal_admin.schema.audit_logs import AuditLogsQuery
+from signal_admin.schema.audit_logs import AuditLogsQuery, AuditLogsSubscription
 from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.crypto import CryptoMutation, CryptoQuery
 from signal_admin.schema.data_layer import DataLayerMutation, DataLayerQuery
 from signal_admin.schema.execution import PlannedExecutionContext
+from signal_admin.schema.live import LiveSubscription
 from signal_admin.schema.organizations import OrganizationMutation, OrganizationQuery
 from signal_admin.schema.pipeline_integrations import PipelineIntegrationsMutation
 from signal_admin.schema.pipelines import PipelinesMutation, PipelinesQuery
@@ -62,6 +63,14 @@ class Mutation(
     pass
 
 
+@strawberry.type(
+    description="What can be watched, over the WebSocket on this path "
+    "(graphql-transport-ws)."
+)
+class Subscription(LiveSubscription, AuditLogsSubscription):
+    pass
+
+
 class CheckedDocument(SchemaExtension):
     """Runs the document the endpoint has already parsed, validated and
     admitted, so exactly what was checked is what executes."""
@@ -90,6 +99,7 @@ class AdminSchema(strawberry.Schema):
 schema = AdminSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[CheckedDocument],
     config=StrawberryConfig(scalar_map=SCALARS),
     execution_context_class=PlannedExecutionContext,
