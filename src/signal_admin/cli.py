@@ -123,6 +123,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         # zlib state of ~40 KiB per socket and compress each frame once per
         # socket instead of sending one shared text (docs/decisions.md).
         "ws_per_message_deflate": False,
+        # No WebSocket message needs more than a request body may hold.
+        "ws_max_size": settings.max_body_bytes,
     }
     if workers == 1:
         uvicorn.run(create_app(settings), **options)

@@ -509,6 +509,28 @@ async def test_a_document_the_limits_refuse_is_an_error_naming_the_code(
     assert said[0]["id"] == "bad"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "ping", "payload": {"x": NaN}}',
+        '{"type": "ping", "payload": ' + "[" * 5000 + "]" * 5000 + "}",
+        "not json",
+    ],
+    ids=["nan", "nested-too-deep", "not-json"],
+)
+async def test_a_message_that_is_not_json_closes_with_4400(
+    server: RunningServer, factory: Factory, text: str
+) -> None:
+    org = await factory.org()
+
+    async with connected(server, org.owner) as ws:
+        await ws.send(text)
+        code, _ = await closed_with(ws)
+
+    assert code == 4400
+    assert "Traceback" not in server.log.read_text()
+
+
 async def test_the_21st_subscription_is_an_error_and_the_connection_stays_open(
     server: RunningServer, factory: Factory
 ) -> None:

@@ -73,6 +73,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types.unset import UNSET, UnsetType
 
+from signal_admin import strict_json
 from signal_admin.config import Settings
 from signal_admin.errors import DomainError, InternalError, Unauthorized
 from signal_admin.live.bus import BusClosed, BusUnavailable, Dropped, Message
@@ -162,7 +163,14 @@ class SocketView:
     and the connection step, which authenticates the client."""
 
     def decode_json(self, data: str | bytes) -> object:
-        return json.loads(data)
+        """A client message; anything that is not JSON (NaN, a nesting too
+        deep to follow) is refused as the handler refuses malformed JSON."""
+        try:
+            return strict_json.loads(data)
+        except (ValueError, RecursionError) as error:
+            if isinstance(error, json.JSONDecodeError):
+                raise
+            raise json.JSONDecodeError(str(error), "", 0) from error
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"))
