@@ -29,8 +29,9 @@ loaders cache nothing from an earlier event.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -321,6 +322,34 @@ class Subscriber:
                 await self._watch
         await self.connection.resources.aclose()
 
+    async def admitted(
+        self,
+        payload: object,
+        *,
+        held: int,
+        limit: int | None,
+        refuse: Callable[[list[dict[str, Any]]], Awaitable[None]],
+    ) -> Subscription | None:
+        """The subscription `payload` asks for, on a connection already
+        holding `held`; None once it was refused (`refuse` sent the errors)
+        or the bus was found lost (the connection is closing)."""
+        if limit is not None and held >= limit:
+            refusal = TooManySubscriptions(
+                f"A connection may hold at most {limit} subscriptions at once; "
+                "end one first."
+            )
+            await refuse(refusal_bodies(refusal))
+            return None
+        try:
+            return await self.subscribe(payload)
+        except DomainError as error:
+            await refuse(refusal_bodies(error))
+        except ResolverRefused as refused:
+            await refuse(refused.bodies)
+        except BusUnavailable as error:
+            await self.bus_lost(error)
+        return None
+
     async def subscribe(self, payload: object) -> Subscription:
         """Admit a `subscribe` (or legacy `start`) payload as HTTP admits a
         document, then open its field's stream. Raises `DomainError` or
@@ -492,25 +521,13 @@ class SubscriptionHandler(BaseGraphQLTransportWSHandler[Connection, None]):
             reason = f"Subscriber for {operation_id} already exists"
             await self.websocket.close(4409, reason)
             return
-        limit = self.max_subscriptions_per_connection
-        if limit is not None and len(self.operations) >= limit:
-            refusal = TooManySubscriptions(
-                f"A connection may hold at most {limit} subscriptions at once; "
-                "complete one first."
-            )
-            await self._send_error(operation_id, refusal_bodies(refusal))
-            return
-
-        try:
-            subscription = await self.subscriber.subscribe(message["payload"])
-        except DomainError as error:
-            await self._send_error(operation_id, refusal_bodies(error))
-            return
-        except ResolverRefused as refused:
-            await self._send_error(operation_id, refused.bodies)
-            return
-        except BusUnavailable as error:
-            await self.subscriber.bus_lost(error)
+        subscription = await self.subscriber.admitted(
+            message["payload"],
+            held=len(self.operations),
+            limit=self.max_subscriptions_per_connection,
+            refuse=functools.partial(self._send_error, operation_id),
+        )
+        if subscription is None:
             return
 
         payload = message["payload"]
@@ -600,25 +617,13 @@ class LegacySubscriptionHandler(BaseGraphQLWSHandler[Connection, None]):
         operation_id = message["id"]
         if operation_id in self.tasks:
             await self.cleanup_operation(operation_id)
-        limit = self.max_subscriptions_per_connection
-        if limit is not None and len(self.tasks) >= limit:
-            refusal = TooManySubscriptions(
-                f"A connection may hold at most {limit} subscriptions at once; "
-                "stop one first."
-            )
-            await self._send_error(operation_id, refusal_bodies(refusal))
-            return
-
-        try:
-            subscription = await self.subscriber.subscribe(message["payload"])
-        except DomainError as error:
-            await self._send_error(operation_id, refusal_bodies(error))
-            return
-        except ResolverRefused as refused:
-            await self._send_error(operation_id, refused.bodies)
-            return
-        except BusUnavailable as error:
-            await self.subscriber.bus_lost(error)
+        subscription = await self.subscriber.admitted(
+            message["payload"],
+            held=len(self.tasks),
+            limit=self.max_subscriptions_per_connection,
+            refuse=functools.partial(self._send_error, operation_id),
+        )
+        if subscription is None:
             return
         self.tasks[operation_id] = asyncio.create_task(
             self._stream(operation_id, subscription)
