@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from signal_admin.persistence.ids import new_id
 from signal_admin.persistence.models import AuditEntry
+from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers.context import RequestContext
 
 MASK = "***"
@@ -82,11 +83,10 @@ def recorded(info: dict[str, Any]) -> list[AuditEntry]:
     return entries
 
 
-def published_entry(entry: AuditEntry) -> dict[str, Any]:
-    """An entry as the audit feed carries it (`signal:audit:{org_id}`)."""
+def entry_body(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the API shows it (`GET /v1/admin/audit-logs`)."""
     return {
         "id": entry.id,
-        "org_id": entry.org_id,
         "action": entry.action,
         "user_id": entry.user_id,
         "user_email": entry.user_email,
@@ -97,7 +97,11 @@ def published_entry(entry: AuditEntry) -> dict[str, Any]:
         "ip_address": entry.ip_address,
         "user_agent": entry.user_agent,
         "request_id": entry.request_id,
-        "timestamp": entry.timestamp.isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
-        ),
+        "timestamp": format_timestamp(entry.timestamp),
     }
+
+
+def published_entry(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the audit feed carries it (`signal:audit:{org_id}`): as
+    the API shows it, with its organisation."""
+    return {"org_id": entry.org_id, **entry_body(entry)}

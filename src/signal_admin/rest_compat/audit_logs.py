@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from signal_admin.persistence.models import AuditEntry
-from signal_admin.persistence.types import format_timestamp
-from signal_admin.resolvers import audit_logs
+from signal_admin.resolvers import audit, audit_logs
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
@@ -27,23 +25,6 @@ _INSTANT = (
     "ISO 8601 date or time, inclusive; UTC when it names no zone; a date alone "
     "covers its whole day."
 )
-
-
-def audit_log_body(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "action": entry.action,
-        "user_id": entry.user_id,
-        "user_email": entry.user_email,
-        "resource_type": entry.resource_type,
-        "resource_id": entry.resource_id,
-        "changes": entry.changes,
-        "metadata": entry.metadata_,
-        "ip_address": entry.ip_address,
-        "user_agent": entry.user_agent,
-        "request_id": entry.request_id,
-        "timestamp": format_timestamp(entry.timestamp),
-    }
 
 
 @router.get(
@@ -85,4 +66,4 @@ async def list_audit_logs(
         }
     )
     page = await audit_logs.list_audit_logs(ctx, filters, cursor=cursor, limit=limit)
-    return list_response(page, audit_log_body)
+    return list_response(page, audit.entry_body)
