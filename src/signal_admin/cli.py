@@ -64,6 +64,9 @@ T = TypeVar("T")
 COMMAND_LINE_META = RequestMeta(user_agent=f"signal-admin/{__version__} (command line)")
 COMMAND_LINE_SESSION = "cli"
 OUT_OF_DATE = "the database schema is out of date; run `signal-admin migrate`"
+# What stopping the app and the process takes once uvicorn stops waiting for
+# open connections, kept out of the shutdown grace.
+SHUTDOWN_OVERHEAD_SECONDS = 3.0
 
 DEMO_ORGANIZATION = "Demo"
 DEMO_OWNER_EMAIL = "demo@example.com"
@@ -117,8 +120,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         "access_log": False,
         "proxy_headers": False,
         # uvicorn annotates an int but hands the value to asyncio.timeout,
-        # which takes fractions of a second too.
-        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        # which takes fractions of a second too. Its wait for open
+        # connections ends early enough for the rest of the shutdown to fit
+        # in SHUTDOWN_GRACE_SECONDS, even when a client never reads its
+        # socket's close frame.
+        "timeout_graceful_shutdown": connection_grace(settings),
         # Live sockets send small JSON frames; compressing them would keep a
         # zlib state of ~40 KiB per socket and compress each frame once per
         # socket instead of sending one shared text (docs/decisions.md).
@@ -132,6 +138,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         uvicorn.run(
             "signal_admin.cli:app_factory", factory=True, workers=workers, **options
         )
+
+
+def connection_grace(settings: Settings) -> float:
+    """How long uvicorn waits for open connections at shutdown: the grace,
+    less the few seconds stopping the app and the process takes."""
+    return max(0.5, settings.shutdown_grace_seconds - SHUTDOWN_OVERHEAD_SECONDS)
 
 
 def app_factory() -> FastAPI:

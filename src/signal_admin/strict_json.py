@@ -70,3 +70,22 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise NotJsonNumber(f"{text} is beyond the range of a JSON number.")
     return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for
+    `{}` or `[1]`, 2 for `{"a": []}`. Walked with a stack of its own, so no
+    value is too deep to measure."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest

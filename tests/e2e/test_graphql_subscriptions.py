@@ -635,16 +635,18 @@ async def sign_out(server: RunningServer, member: Member) -> None:
     assert response.status_code == 204, response.text
 
 
-async def test_a_bus_that_cannot_be_reached_closes_with_1011(
+async def test_a_connection_is_refused_with_1011_while_redis_cannot_be_reached(
     servers: Servers, factory: Factory
 ) -> None:
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
     cut_off = servers.start(redis_url=unreachable, graphql_ws_init_timeout_seconds=1)
     org = await factory.org()
 
-    async with connected(cut_off, org.owner) as ws:
-        payload = {"query": LIVE_EVENTS}
-        await send(ws, {"id": "1", "type": "subscribe", "payload": payload})
+    async with socket(cut_off) as ws:
+        bearer = f"Bearer {org.owner.access_token}"
+        await send(
+            ws, {"type": "connection_init", "payload": {"authorization": bearer}}
+        )
         code, reason = await closed_with(ws)
 
     assert code == 1011
@@ -782,6 +784,37 @@ async def create_pipeline(server: RunningServer, member: Member) -> dict[str, An
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def test_a_subscriber_demoted_below_the_audit_log_is_cut_off(
+    server: RunningServer, factory: Factory
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org, "admin")
+
+    async with connected(server, admin) as ws:
+        variables = {"filter": {"action": "pipeline.*"}}
+        assert await subscribe(ws, "a", AUDIT_LOG_ADDED, variables) == []
+        async with httpx.AsyncClient() as http:
+            demoted = await http.patch(
+                f"{server.api}/users/{admin.id}",
+                json={"role": "viewer"},
+                headers=org.owner.headers,
+            )
+        # Until the watch has read the new role, entries may still arrive;
+        # from then on the subscription ends with FORBIDDEN and no entry.
+        shown = []
+        for _ in range(100):
+            await create_pipeline(server, org.owner)
+            message = await receive(ws)
+            if message["type"] == "error":
+                break
+            shown.append(message)
+
+    assert demoted.status_code == 200, demoted.text
+    assert message["id"] == "a"
+    assert error_codes(message) == ["FORBIDDEN"]
+    assert all(m["type"] == "next" for m in shown)
 
 
 async def test_each_event_loads_its_actor_afresh(

@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from signal_admin.live.bus import (
+    MAX_ITEM_DEPTH,
     BusClosed,
     BusUnavailable,
     Dropped,
@@ -45,7 +46,19 @@ PATIENCE = 10.0
 
 
 def item(n: int, org_id: str = "org_a", pipeline_id: str | None = "pip_1") -> Message:
-    return Message({"n": n, "org_id": org_id, "pipeline_id": pipeline_id})
+    """A stage event numbered `n`."""
+    return Message(
+        {
+            "id": f"evt_{n}",
+            "n": n,
+            "org_id": org_id,
+            "pipeline_id": pipeline_id,
+            "message_id": f"message-{n}",
+            "stage": "received",
+            "timestamp": "2026-02-25T14:30:00.123Z",
+            "event": {"type": "track", "event": "Order Completed"},
+        }
+    )
 
 
 def stage(**fields: Any) -> Message:
@@ -621,14 +634,59 @@ class TestRedisBus:
             assert numbers(await take(listener, 1)) == [1]
             assert listener.queued == 0
 
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param(
+                '{"org_id": "%(org)s", "pipeline_id": "pip_1", "event": '
+                + "[" * 2000
+                + "]" * 2000
+                + "}",
+                id="nested-beyond-recursion",
+            ),
+            pytest.param("%(deep)s", id="nested-beyond-the-limit"),
+            pytest.param("%(nan)s", id="nan"),
+            pytest.param("%(unknown_stage)s", id="unknown-stage"),
+            pytest.param("%(no_timestamp)s", id="no-timestamp"),
+            pytest.param("%(numeric_pipeline)s", id="numeric-pipeline"),
+        ],
+    )
+    async def test_an_item_that_is_not_a_stage_event_is_refused_alone(
+        self, replicas: tuple[RedisBus, RedisBus], admin: Redis, text: str
+    ) -> None:
+        bus, _ = replicas
+        org = unique_org()
+        base = item(0, org).data
+        nested: object = "x"
+        for _ in range(MAX_ITEM_DEPTH + 1):
+            nested = [nested]
+        samples = {
+            "org": org,
+            "deep": json.dumps({**base, "event": {"deep": nested}}),
+            "nan": json.dumps(base).replace('"n": 0', '"n": NaN'),
+            "unknown_stage": json.dumps({**base, "stage": "pwned"}),
+            "no_timestamp": json.dumps(
+                {k: v for k, v in base.items() if k != "timestamp"}
+            ),
+            "numeric_pipeline": json.dumps({**base, "pipeline_id": 5}),
+        }
+
+        async with bus.listen(Feed.LIVE, org) as listener:
+            await until_subscribed(admin, live_channel(org))
+            await admin.publish(live_channel(org), text % samples)
+            await admin.publish(live_channel(org), json.dumps(item(1, org).data))
+
+            assert numbers(await take(listener, 1)) == [1]
+            assert listener.queued == 0
+
     async def test_a_malformed_item_does_not_end_filtered_listeners(
         self, replicas: tuple[RedisBus, RedisBus], admin: Redis
     ) -> None:
         bus, _ = replicas
         org = unique_org()
-        wants = StageFilter(stages=frozenset({"received"}))
-        odd = {"org_id": org, "pipeline_id": "pip_1", "stage": ["received"]}
-        fine = {"org_id": org, "pipeline_id": "pip_1", "stage": "received", "n": 1}
+        wants = StageFilter(event_types=frozenset({"track"}))
+        odd = {**item(0, org).data, "event": {"type": ["track"]}}
+        fine = item(1, org).data
 
         async with bus.listen(Feed.LIVE, org, wants=wants) as listener:
             await until_subscribed(admin, live_channel(org))
@@ -642,7 +700,7 @@ class TestRedisBus:
     ) -> None:
         bus, _ = replicas
         org = unique_org()
-        text = json.dumps({"org_id": org, "pipeline_id": "pip_1", "n": 0}, indent=1)
+        text = json.dumps(item(0, org).data, indent=1)
 
         async with (
             bus.listen(Feed.LIVE, org) as first,
@@ -777,22 +835,23 @@ class TestRedisSocketSlots:
 
         assert await second.take(user, "b1", 1) is False
 
-    async def test_keeping_does_not_bring_back_a_slot_given_back(
+    async def test_keeping_counts_again_the_slots_a_restarted_redis_lost(
         self, admin: Redis, clock: Clock
     ) -> None:
         slots = RedisSocketSlots(admin)
         user = f"usr_{uuid.uuid4().hex[:12]}"
         await slots.take(user, "a1", 1)
-        await slots.give_back(user, "a1")
+        await admin.delete(f"signal:live-sockets:{user}")
 
         await slots.keep([(user, "a1")])
 
-        assert await slots.take(user, "a2", 1) is True
+        assert await slots.take(user, "a2", 1) is False
 
-    async def test_lets_sockets_through_while_redis_is_down(
+    async def test_refuses_a_socket_while_redis_is_down(
         self, admin: Redis, redis_server: PrivateRedis
     ) -> None:
         slots = RedisSocketSlots(admin)
         redis_server.stop()
 
-        assert await slots.take("usr_1", "a1", 1) is True
+        with pytest.raises(BusUnavailable):
+            await slots.take("usr_1", "a1", 1)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -37,9 +38,28 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from signal_admin import strict_json
+
 log = structlog.get_logger(__name__)
 
 LISTENER_QUEUE = 1000
+# How deep objects and arrays may nest in an item read from Redis.
+MAX_ITEM_DEPTH = 64
+# The steps a stage event may record.
+STAGES = frozenset(
+    {
+        "received",
+        "rejected",
+        "processed",
+        "dropped",
+        "transformed",
+        "filtered",
+        "skipped",
+        "error",
+        "delivered",
+        "delivery_failed",
+    }
+)
 UNREACHABLE = "The live event bus (Redis) is unreachable."
 LOST = "The connection to the live event bus (Redis) was lost."
 # How long Redis may take to confirm a new subscription.
@@ -467,7 +487,7 @@ class RedisBus:
             feed = Feed(feed_name)
         except ValueError:
             return
-        decoded = decode_item(message.get("data"), org_id)
+        decoded = decode_item(message.get("data"), org_id, feed)
         if decoded is not None:
             self.fanout.deliver(feed, org_id, [decoded])
 
@@ -494,22 +514,57 @@ class RedisBus:
                 await pubsub.aclose()
 
 
-def decode_item(data: object, org_id: str) -> Message | None:
-    """A message read from an organisation's channel, or None when it is not
-    a JSON object of that organisation (an item naming another organisation
-    never reaches this one's listeners)."""
+def decode_item(data: object, org_id: str, feed: Feed = Feed.LIVE) -> Message | None:
+    """A message read from an organisation's channel, or None (logged as
+    `live.item_refused`) when it is not what the channel carries: a JSON
+    object of that organisation (an item naming another never reaches this
+    one's listeners), nested at most `MAX_ITEM_DEPTH` deep, and on the live
+    feed a stage event."""
+    problem: str | None
     try:
         text = _text(data)
-        item = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        log.warning("live.item_refused", org_id=org_id, reason="not JSON")
-        return None
-    if not isinstance(item, dict) or item.get("org_id") != org_id:
-        log.warning(
-            "live.item_refused", org_id=org_id, reason="not this organisation's"
-        )
+        item = strict_json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        item, problem = None, "not JSON"
+    else:
+        problem = _problem_of(item, org_id, feed)
+    if problem is not None:
+        log.warning("live.item_refused", org_id=org_id, reason=problem)
         return None
     return Message(item, text)
+
+
+def _problem_of(item: object, org_id: str, feed: Feed) -> str | None:
+    if not isinstance(item, dict) or item.get("org_id") != org_id:
+        return "not an object of this organisation"
+    if strict_json.nesting_depth(item) > MAX_ITEM_DEPTH:
+        return "nested too deep"
+    if feed is Feed.LIVE and not is_stage_event(item):
+        return "not a stage event"
+    return None
+
+
+def is_stage_event(item: dict[str, Any]) -> bool:
+    """Whether `item` has a stage event's required fields, of their types."""
+    event = item.get("event")
+    return (
+        isinstance(item.get("id"), str)
+        and isinstance(item.get("pipeline_id"), str)
+        and item.get("stage") in STAGES
+        and _is_timestamp(item.get("timestamp"))
+        and isinstance(item.get("message_id"), str | None)
+        and isinstance(event, dict | None)
+    )
+
+
+def _is_timestamp(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _text(value: object) -> str:

@@ -28,7 +28,14 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from signal_admin.errors import DomainError, FieldProblem, NotFound, ValidationFailed
-from signal_admin.live.bus import Feed, LiveBus, Message
+from signal_admin.live.bus import (
+    STAGES,
+    UNREACHABLE,
+    BusUnavailable,
+    Feed,
+    LiveBus,
+    Message,
+)
 from signal_admin.persistence.database import AfterCommit
 from signal_admin.persistence.ids import check_id
 from signal_admin.persistence.models import AuthSession, Pipeline, User
@@ -46,20 +53,6 @@ from signal_admin.security.permissions import Permission
 
 log = structlog.get_logger(__name__)
 
-STAGES = frozenset(
-    {
-        "received",
-        "rejected",
-        "processed",
-        "dropped",
-        "transformed",
-        "filtered",
-        "skipped",
-        "error",
-        "delivered",
-        "delivery_failed",
-    }
-)
 MAX_FILTER_VALUES = 100
 # A slot not refreshed for this long is free again: a replica that crashed
 # gives its users' sockets back within it.
@@ -237,7 +230,8 @@ class SocketSlots(Protocol):
     """How many live sockets each user has open, across every replica."""
 
     async def take(self, user_id: str, socket_id: str, limit: int) -> bool:
-        """Take a slot for `socket_id`; False when the user has `limit`."""
+        """Take a slot for `socket_id`; False when the user has `limit`.
+        Raises `BusUnavailable` when the count cannot be read."""
 
     async def keep(self, slots: Iterable[tuple[str, str]]) -> None:
         """Keep the (user, socket) slots of open sockets from expiring."""
@@ -289,8 +283,8 @@ return 1
 class RedisSocketSlots:
     """Slots in one sorted set per user, scored by when each expires, so a
     replica that stops without giving its slots back frees them by expiry.
-    When Redis cannot be reached the socket is let through: the bus it needs
-    will refuse it anyway, with a clearer reason."""
+    When Redis cannot be reached no slot can be counted, so no socket is
+    opened: `take` raises `BusUnavailable`, as the bus it needs would."""
 
     def __init__(self, redis: Redis, prefix: str = "signal:live-sockets:") -> None:
         self._redis = redis
@@ -305,7 +299,7 @@ class RedisSocketSlots:
             )
         except (RedisError, OSError) as error:
             log.warning("live.slots_unreachable", error=str(error))
-            return True
+            raise BusUnavailable(UNREACHABLE) from error
         return bool(taken)
 
     async def keep(self, slots: Iterable[tuple[str, str]]) -> None:
@@ -314,7 +308,9 @@ class RedisSocketSlots:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id, socket_id in slots:
                     key = self._prefix + user_id
-                    pipe.zadd(key, {socket_id: expires}, xx=True)
+                    # Added afresh if missing, so that the count is whole again
+                    # once a Redis that lost its data is back.
+                    pipe.zadd(key, {socket_id: expires})
                     pipe.pexpire(key, int(SLOT_TTL_SECONDS * 1000))
                 await pipe.execute()
         except (RedisError, OSError) as error:
@@ -353,7 +349,8 @@ class LiveSockets:
     @asynccontextmanager
     async def open(self, principal: Principal) -> AsyncIterator[LiveSocket]:
         """Register a socket of `principal`'s for the block's duration;
-        `TooManySockets` when the user already has their limit open."""
+        `TooManySockets` when the user already has their limit open,
+        `BusUnavailable` when Redis cannot say."""
         socket = LiveSocket(id=uuid.uuid4().hex, principal=principal)
         limit = self._services.settings.live_sockets_per_user
         if not await self._slots.take(principal.user_id, socket.id, limit):

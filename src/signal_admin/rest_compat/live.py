@@ -88,6 +88,9 @@ async def live_debug(websocket: WebSocket) -> None:
     except TooManySockets as error:
         log.info("live.socket_refused", user_id=principal.user_id, code=4429)
         await _close(websocket, 4429, error.message)
+    except BusUnavailable as error:
+        log.warning("live.socket_refused", user_id=principal.user_id, code=BUS_LOST)
+        await _close(websocket, BUS_LOST, str(error))
 
 
 async def _admit(
@@ -135,7 +138,8 @@ async def _first_token(websocket: WebSocket, wait_seconds: float) -> str | None:
             message = await websocket.receive()
     except TimeoutError:
         raise Unauthorized(
-            f"Send an auth message within {wait_seconds:g} seconds of connecting."
+            f"Send an auth message within {wait_seconds:g} seconds of connecting "
+            "(tokens in the URL are ignored)."
         ) from None
     if message["type"] == "websocket.disconnect":
         return None
@@ -144,8 +148,10 @@ async def _first_token(websocket: WebSocket, wait_seconds: float) -> str | None:
     except BadRequest:
         request = {}
     token = request.get("token")
-    if request.get("type") != "auth" or not isinstance(token, str) or not token:
+    if request.get("type") != "auth":
         raise Unauthorized('The first message must be {"type": "auth", "token": …}.')
+    if not isinstance(token, str) or not token.strip():
+        raise Unauthorized("The auth message carries no token.")
     return token
 
 

@@ -41,6 +41,7 @@ from typing import Any, cast
 import structlog
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
     GraphQLFormattedError,
     OperationType,
@@ -78,6 +79,7 @@ from signal_admin import strict_json
 from signal_admin.config import Settings
 from signal_admin.errors import DomainError, InternalError, Unauthorized
 from signal_admin.live.bus import BusClosed, BusUnavailable, Dropped, Message
+from signal_admin.resolvers import live
 from signal_admin.resolvers.access import RateLimitedWith, charge, identify
 from signal_admin.resolvers.auth import authenticate
 from signal_admin.resolvers.context import (
@@ -85,6 +87,7 @@ from signal_admin.resolvers.context import (
     RequestContext,
     RequestMeta,
     Services,
+    permission_of,
 )
 from signal_admin.resolvers.live import LiveSocket, TooManySockets
 from signal_admin.rest_compat.middleware import state_of
@@ -100,6 +103,9 @@ from signal_admin.schema.errors import (
 from signal_admin.schema.execution import PlannedExecutionContext
 from signal_admin.schema.root import graphql_schema, schema
 from signal_admin.schema.streams import FeedStream, Item
+from signal_admin.schema.transport import MAX_VALUE_DEPTH
+from signal_admin.security.permissions import Permission
+from signal_admin.strict_json import nesting_depth
 
 log = structlog.get_logger(__name__)
 
@@ -202,6 +208,8 @@ class SocketView:
             )
         except TooManySockets as error:
             raise SocketRefused(TOO_MANY_REQUESTS, error.message) from error
+        except BusUnavailable as error:
+            raise SocketRefused(BUS_LOST, str(error)) from error
         unset: UnsetType = UNSET
         return unset
 
@@ -260,6 +268,9 @@ class Subscription:
     # The caller as admitted: the role in `key` is the role events run with.
     request: RequestContext
     document: DocumentNode
+    # What the caller's role must still grant for each event to be sent: the
+    # watch keeps the role current, so a demotion ends the subscription.
+    permission: Permission | None
 
     async def payload_of(self, item: Item) -> str | None:
         """The encoded payload for `item`, made once for every subscriber
@@ -367,6 +378,16 @@ class Subscriber:
         if operation_name is not None and not isinstance(operation_name, str):
             raise InvalidDocument([GraphQLError("operationName must be a string.")])
 
+        if nesting_depth(variables) > MAX_VALUE_DEPTH:
+            raise InvalidDocument(
+                [
+                    GraphQLError(
+                        "variables may nest objects and arrays at most "
+                        f"{MAX_VALUE_DEPTH} deep."
+                    )
+                ]
+            )
+
         principal = self.connection.principal
         operation = read_operation(query, operation_name)
         if operation.type is not OperationType.SUBSCRIPTION:
@@ -392,7 +413,14 @@ class Subscriber:
             principal.role,
         )
         request = executor.context_value.request
-        return Subscription(executor, source, key, request, operation.document)
+        return Subscription(
+            executor,
+            source,
+            key,
+            request,
+            operation.document,
+            _permission_of(operation),
+        )
 
     def _executor(
         self,
@@ -424,6 +452,9 @@ class Subscriber:
         try:
             while True:
                 item = await subscription.stream.next_item()
+                permission = subscription.permission
+                if permission is not None:
+                    self.connection.request().require(permission)
                 payload = await subscription.payload_of(item)
                 if payload is not None:
                     await self.websocket.send_text(f"{prefix}{payload}}}")
@@ -461,6 +492,21 @@ class Subscriber:
         except TimeoutError:
             reason = "Your access token expired; connect again with a fresh one."
         await self.websocket.close(FORBIDDEN, reason)
+
+
+# The permission each subscription field's resolver requires.
+_FIELD_PERMISSIONS = {
+    "liveEvents": permission_of(live.open_stage_stream),
+    "auditLogAdded": permission_of(live.open_audit_stream),
+}
+
+
+def _permission_of(operation: Operation) -> Permission | None:
+    """The permission the operation's one root field requires."""
+    for selection in operation.definition.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            return _FIELD_PERMISSIONS.get(selection.name.value)
+    return None
 
 
 def _next_prefix(message_type: str, operation_id: str) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from signal_admin import strict_json
 from signal_admin.errors import BadRequest, InvalidJson, UnsupportedMediaType
+from signal_admin.strict_json import nesting_depth
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -106,25 +107,6 @@ def _graphql_request(values: Mapping[str, Any]) -> GraphQLRequest:
         if nesting_depth(values.get(name)) > MAX_VALUE_DEPTH:
             raise _too_deep(name)
     return graphql_request
-
-
-def nesting_depth(value: Any) -> int:
-    """How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for
-    `{}` or `[1]`, 2 for `{"a": []}`. Walked with a stack of its own, so no
-    value is too deep to measure."""
-    deepest = 0
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _too_deep(name: str) -> MalformedRequest:
