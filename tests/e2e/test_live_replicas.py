@@ -254,16 +254,23 @@ async def test_losing_redis_closes_live_sockets_and_leaves_the_api_answering(
 ) -> None:
     org = await factory.org()
     pipeline = (await factory.pipeline(org.owner))["id"]
-    server = Servers(tmp_path, migrated_database, redis_server.url()).start()
+    server = Servers(tmp_path, migrated_database, redis_server.url()).start(
+        live_session_check_seconds=0.5
+    )
 
     try:
-        async with live_socket(server, org.owner) as ws:
+        async with (
+            live_socket(server, org.owner) as ws,
+            live_socket(server, org.owner) as idle,
+        ):
             await subscribe(ws, pipeline)
             sent = await send_events(server, org.owner, pipeline, events(0, 1))
             assert stage_ids(await stage_events(ws, len(sent))) == stage_ids(sent)
 
             redis_server.stop()
             code, reason = await closed_with(ws)
+            # A socket with no subscription goes too, at the next check.
+            idle_code, _ = await closed_with(idle)
 
         async with httpx.AsyncClient(headers=org.owner.headers) as http:
             listed = await http.get(f"{server.api}/pipelines")
@@ -283,6 +290,7 @@ async def test_losing_redis_closes_live_sockets_and_leaves_the_api_answering(
 
     assert code == 1011
     assert "Redis" in reason
+    assert idle_code == 1011
     assert listed.status_code == 200
     assert [p["id"] for p in listed.json()["data"]] == [pipeline]
     assert graph.status_code == 200

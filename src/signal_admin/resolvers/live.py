@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from signal_admin.errors import DomainError, FieldProblem, NotFound, ValidationFailed
 from signal_admin.live.bus import (
+    LOST,
     STAGES,
     UNREACHABLE,
     BusUnavailable,
@@ -234,7 +235,8 @@ class SocketSlots(Protocol):
         Raises `BusUnavailable` when the count cannot be read."""
 
     async def keep(self, slots: Iterable[tuple[str, str]]) -> None:
-        """Keep the (user, socket) slots of open sockets from expiring."""
+        """Keep the (user, socket) slots of open sockets from expiring.
+        Raises `BusUnavailable` when Redis cannot be reached."""
 
     async def give_back(self, user_id: str, socket_id: str) -> None: ...
 
@@ -315,6 +317,7 @@ class RedisSocketSlots:
                 await pipe.execute()
         except (RedisError, OSError) as error:
             log.warning("live.slots_unreachable", error=str(error))
+            raise BusUnavailable(LOST) from error
 
     async def give_back(self, user_id: str, socket_id: str) -> None:
         try:
@@ -332,6 +335,9 @@ class LiveSocket:
     id: str
     principal: Principal
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set, with `ended`, when the socket ends because Redis was lost rather
+    # than because of its session.
+    lost: BusUnavailable | None = None
 
 
 class LiveSockets:
@@ -375,6 +381,12 @@ class LiveSockets:
                 await self._slots.keep(
                     (s.principal.user_id, s.id) for s in self._sockets.values()
                 )
+            except BusUnavailable as error:
+                # The sockets can be neither counted nor fed: end them all,
+                # subscribed or not.
+                for socket in list(self._sockets.values()):
+                    socket.lost = error
+                    socket.ended.set()
             except Exception:
                 log.exception("live.watch_failed")
 

@@ -330,7 +330,10 @@ class LiveDebugSocket:
             except TimeoutError:
                 pass
             else:
-                await self._close(4401, SESSION_ENDED)
+                if self.live_socket.lost is not None:
+                    await self._bus_failed(self.live_socket.lost)
+                else:
+                    await self._close(4401, SESSION_ENDED)
                 return
             if self._token_expired():
                 await self._close(4401, TOKEN_EXPIRED)

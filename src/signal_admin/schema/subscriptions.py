@@ -491,7 +491,10 @@ class Subscriber:
             reason = "Your session ended; sign in again."
         except TimeoutError:
             reason = "Your access token expired; connect again with a fresh one."
-        await self.websocket.close(FORBIDDEN, reason)
+        if socket.lost is not None:
+            await self.bus_lost(socket.lost)
+        else:
+            await self.websocket.close(FORBIDDEN, reason)
 
 
 # The permission each subscription field's resolver requires.
