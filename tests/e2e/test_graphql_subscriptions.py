@@ -400,6 +400,19 @@ async def test_an_unknown_stage_in_the_filter_is_an_error(
     assert [error_codes(message) for message in said] == [["VALIDATION_ERROR"]]
 
 
+async def test_a_filter_with_too_many_values_is_an_error_naming_it(
+    server: RunningServer, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    async with connected(server, org.owner) as ws:
+        variables = {"filter": {"eventNames": ["x"] * 101}}
+        said = await subscribe(ws, "x", LIVE_EVENTS, variables)
+
+    assert [error_codes(message) for message in said] == [["VALIDATION_ERROR"]]
+    assert "filter.event_names" in said[0]["payload"][0]["message"]
+
+
 async def test_an_organisation_sees_none_of_anothers_events(
     server: RunningServer, factory: Factory
 ) -> None:

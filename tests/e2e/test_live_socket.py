@@ -347,12 +347,20 @@ async def test_another_organisations_pipeline_closes_with_4404(
     ("subscription", "field"),
     [
         ({"filter": {"stages": ["arrived"]}}, "filter.stages"),
-        ({"filter": {"colours": ["red"]}}, "colours"),
-        ({"filter": {"stages": "received"}}, "stages"),
+        ({"filter": {"colours": ["red"]}}, "filter.colours"),
+        ({"filter": {"stages": "received"}}, "filter.stages"),
+        ({"filter": {"event_names": ["x"] * 101}}, "filter.event_names"),
         ({"filter": ["received"]}, "filter"),
         ({"pipeline_id": 42}, "pipeline_id"),
     ],
-    ids=["unknown stage", "unknown condition", "not a list", "not an object", "id"],
+    ids=[
+        "unknown stage",
+        "unknown condition",
+        "not a list",
+        "too many values",
+        "not an object",
+        "id",
+    ],
 )
 async def test_a_bad_subscription_answers_an_error_and_stays_open(
     server: RunningServer,

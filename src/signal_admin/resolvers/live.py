@@ -127,7 +127,7 @@ async def open_stage_stream(
     """The filter of a new stream of stage events: the caller's pipeline (404
     for one of another organisation) and the conditions, checked."""
     principal = ctx.authenticated()
-    given = parse(StageFilterInput, dict(conditions or {}))
+    given = _filter_input(conditions)
     if given.stages is not None:
         unknown = sorted(set(given.stages) - STAGES)
         if unknown:
@@ -205,6 +205,19 @@ async def _check_pipeline(ctx: RequestContext, org_id: str, pipeline_id: str) ->
         )
     if found is None:
         raise NotFound.of("Pipeline", pipeline_id)
+
+
+def _filter_input(conditions: Mapping[str, Any] | None) -> StageFilterInput:
+    """The filter, checked; each problem named under `filter.` in the
+    message too, since a GraphQL error carries only the message."""
+    try:
+        return parse(StageFilterInput, dict(conditions or {}))
+    except ValidationFailed as error:
+        problems = [
+            FieldProblem(f"filter.{p.field}", p.code, p.message) for p in error.details
+        ]
+        named = " ".join(f"{p.field}: {p.message}" for p in problems)
+        raise ValidationFailed(f"The filter is not valid. {named}", problems) from None
 
 
 def _unknown_stages(unknown: list[str]) -> DomainError:
