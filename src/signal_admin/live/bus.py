@@ -22,6 +22,7 @@ every listener of a protocol sends the same text.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
@@ -423,8 +424,12 @@ class RedisBus:
         try:
             await self._pubsub.subscribe(name)
             if self._reader is None:
+                # A context of its own: the reader serves every listener, so
+                # its log lines carry no request id of the one that started it.
                 self._reader = asyncio.create_task(
-                    self._read(self._pubsub), name="live-bus-reader"
+                    self._read(self._pubsub),
+                    name="live-bus-reader",
+                    context=contextvars.Context(),
                 )
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT_SECONDS):
                 await confirmed
