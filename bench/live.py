@@ -54,6 +54,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from bench.options import add_service_options
 from bench.run import (
     VENV_BIN,
     Settings,
@@ -823,20 +824,11 @@ def run(options: Options) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get(
-            "BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL connection allowed to create databases",
-    )
-    parser.add_argument(
-        "--database", default="signal_bench_live", help="dropped and created afresh"
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_LIVE_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        help="a Redis database the run may flush",
+    add_service_options(
+        parser,
+        database="signal_bench_live",
+        redis_env="BENCH_LIVE_REDIS_URL",
+        redis_url="redis://127.0.0.1:6379/13",
     )
     parser.add_argument(
         "--scenarios",

@@ -41,6 +41,7 @@ import asyncpg
 import httpx
 import redis
 
+from bench.options import add_service_options
 from bench.seed import seed
 
 BENCH = Path(__file__).resolve().parent
@@ -553,20 +554,11 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get(
-            "BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL connection allowed to create databases",
-    )
-    parser.add_argument(
-        "--database", default="signal_bench", help="dropped and created afresh"
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-        help="a Redis database the run may flush",
+    add_service_options(
+        parser,
+        database="signal_bench",
+        redis_env="BENCH_REDIS_URL",
+        redis_url="redis://127.0.0.1:6379/14",
     )
     parser.add_argument("--pipelines", type=int, default=50)
     parser.add_argument("--duration", type=int, default=20, help="seconds per row")

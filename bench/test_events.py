@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 import redis
 
+from bench.options import add_service_options
 from bench.run import (
     VENV_BIN,
     Figures,
@@ -425,20 +426,11 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get(
-            "BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL connection allowed to create databases",
-    )
-    parser.add_argument(
-        "--database", default="signal_bench_events", help="dropped and created afresh"
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        help="a Redis database the run may flush",
+    add_service_options(
+        parser,
+        database="signal_bench_events",
+        redis_env="BENCH_EVENTS_REDIS_URL",
+        redis_url="redis://127.0.0.1:6379/13",
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per row")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before each")
