@@ -27,7 +27,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from signal_admin.errors import DomainError, FieldProblem, NotFound, ValidationFailed
+from signal_admin.errors import (
+    DomainError,
+    FieldProblem,
+    InvalidToken,
+    NotFound,
+    ValidationFailed,
+)
 from signal_admin.live.bus import (
     LOST,
     STAGES,
@@ -42,6 +48,7 @@ from signal_admin.persistence.ids import check_id
 from signal_admin.persistence.models import AuthSession, Pipeline, User
 from signal_admin.resolvers import audit
 from signal_admin.resolvers.audit_logs import AuditLogFilter
+from signal_admin.resolvers.auth import authenticate
 from signal_admin.resolvers.context import (
     Principal,
     RequestContext,
@@ -351,6 +358,16 @@ class LiveSocket:
     # Set, with `ended`, when the socket ends because Redis was lost rather
     # than because of its session.
     lost: BusUnavailable | None = None
+
+
+async def renew(services: Services, socket: LiveSocket, token: str) -> None:
+    """Carry `socket` on with a newer access token, which moves its expiry.
+    The token must authenticate and belong to the socket's user: a socket
+    never changes hands."""
+    principal = await authenticate(services, token)
+    if principal.user_id != socket.principal.user_id:
+        raise InvalidToken("The token belongs to another user.")
+    socket.principal = principal
 
 
 class LiveSockets:

@@ -43,7 +43,12 @@ from signal_admin.resolvers.context import (
     RequestMeta,
     Services,
 )
-from signal_admin.resolvers.live import LiveSocket, TooManySockets, open_stage_stream
+from signal_admin.resolvers.live import (
+    LiveSocket,
+    TooManySockets,
+    open_stage_stream,
+    renew,
+)
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.middleware import envelope, state_of
 
@@ -298,10 +303,7 @@ class LiveDebugSocket:
         """Take a newer token of the same user: it moves the socket's expiry."""
         if not isinstance(token, str) or not token:
             raise InvalidToken("An auth message carries the token as a string.")
-        principal = await authenticate(self.services, token)
-        if principal.user_id != self.principal.user_id:
-            raise InvalidToken("The token belongs to another user.")
-        self.live_socket.principal = principal
+        await renew(self.services, self.live_socket, token)
 
     async def _forward(self, listener: BusListener) -> None:
         """Send the listener's events, each as the one frame every REST
