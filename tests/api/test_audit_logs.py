@@ -16,9 +16,9 @@ from ulid import ULID
 
 from signal_admin.persistence.models import AuditEntry
 from signal_admin.persistence.types import utc_now
-from tests.api.test_query_counts import counted_selects
 from tests.factories import Factory, Member, Org, error_code
 from tests.helpers import TIMESTAMP, audit_entries, client_of, dedicated_app
+from tests.statements import counted_selects
 
 AUDIT_LOGS = "/v1/admin/audit-logs"
 PIPELINES = "/v1/admin/pipelines"

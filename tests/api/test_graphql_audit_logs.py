@@ -18,9 +18,9 @@ from tests.api.test_audit_logs import (
     rename_pipeline,
 )
 from tests.api.test_graphql_pipelines import error_codes, graphql
-from tests.api.test_query_counts import counted_selects
 from tests.factories import Factory, Member
 from tests.helpers import TIMESTAMP, audit_entries, client_of, dedicated_app
+from tests.statements import counted_selects
 
 GRAPHQL = "/v1/admin/graphql"
 NODE = """

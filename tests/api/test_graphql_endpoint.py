@@ -3,8 +3,7 @@ limits checked before a document runs, rate limiting and cost."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,12 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from graphql import get_introspection_query
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import event
 
 from signal_admin.app import create_app
 from signal_admin.resolvers import pipelines
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, Factory, Member
+from tests.statements import executed_statements
 
 GRAPHQL = "/v1/admin/graphql"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -31,22 +30,6 @@ PAGE = "{ pipelines { edges { node { id } } } }"
 
 def error_codes(response: Response) -> list[str]:
     return [error["extensions"]["code"] for error in response.json()["errors"]]
-
-
-@contextmanager
-def executed_statements(app: FastAPI) -> Iterator[list[str]]:
-    """Collect every SQL statement the app's engine runs inside the block."""
-    engine = app.state.services.db.engine.sync_engine
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def padded(tokens: int) -> str:

@@ -19,8 +19,8 @@ from tests.api.test_graphql_templates import (
     create_revision,
     create_template,
 )
-from tests.api.test_query_counts import counted_selects
 from tests.factories import Factory, Member
+from tests.statements import counted_selects
 
 ATTACHMENT_FIELDS = """
 id enabled consentCategories version upgradeAvailable unresolvedParameters

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
-from tests.api.test_graphql_endpoint import executed_statements
 from tests.factories import Factory, Member
+from tests.statements import executed_statements, selects
 
 GRAPHQL = "/v1/admin/graphql"
 PIPELINE_SECRET = re.compile(r"^sk_[0-9A-Za-z]{40}$")
@@ -96,10 +96,6 @@ async def create(client: AsyncClient, member: Member, **fields: Any) -> dict[str
     created: dict[str, Any] = response.json()["data"]["createPipeline"]
     assert created["userErrors"] == [], created
     return created
-
-
-def selects(statements: list[str]) -> list[str]:
-    return [text for text in statements if text.lstrip().upper().startswith("SELECT")]
 
 
 def user_errors(response: Response, mutation: str) -> list[tuple[Any, str]]:

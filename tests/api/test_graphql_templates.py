@@ -15,9 +15,9 @@ from tests.api.test_graphql_pipelines import (
     graphql,
     user_errors,
 )
-from tests.api.test_query_counts import counted_selects
 from tests.factories import Factory, Member
 from tests.helpers import audit_entries
+from tests.statements import counted_selects
 
 MAPPING = {
     "envelope": {"events_path": None, "event_name_field": "event"},

@@ -1,32 +1,10 @@
 """SQL statement counts: a list page costs the same whatever its size."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event
 
 from tests.factories import Factory
-
-
-@contextmanager
-def counted_selects(app: FastAPI) -> Iterator[list[str]]:
-    """Collect the SELECT statements the app's engine runs inside the block."""
-    engine = app.state.services.db.engine.sync_engine
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statement = str(args[2])
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.statements import counted_selects
 
 
 async def test_pipeline_list_page_costs_two_selects_whatever_its_size(

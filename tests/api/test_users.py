@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from signal_admin.persistence.models import AuthSession, User
 from signal_admin.persistence.types import utc_now
 from signal_admin.security.tokens import digest
-from tests.api.test_query_counts import counted_selects
 from tests.factories import PASSWORD, Factory, Member, error_code, unique_email
 from tests.helpers import TIMESTAMP, audit_entries, bearer, set_user
+from tests.statements import counted_selects
 
 USERS = "/v1/admin/users"
 ACCEPT_INVITE = "/v1/admin/auth/accept-invite"
