@@ -34,13 +34,16 @@ from signal_admin.rest_compat import (
     audit_logs,
     auth,
     catalog,
+    collector,
     crypto,
     data_layer,
     health,
+    legacy_integrations,
     live,
     organizations,
     pipeline_integrations,
     pipelines,
+    sources,
     templates,
     test_events,
     transformations,
@@ -172,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth.router,
         pipelines.router,
+        collector.router,
         test_events.router,
         catalog.router,
         templates.router,
@@ -183,10 +187,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_logs.router,
         crypto.router,
         live.router,
+        sources.router,
+        legacy_integrations.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(graphql_router(settings))
     app.include_router(health.router)
+    app.include_router(collector.public_router, responses=ERROR_RESPONSES)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
