@@ -50,6 +50,7 @@ ID_PREFIXES = {
     "revision_id": "rev",
     "user_id": "usr",
     "transformation_id": "tr",
+    "build_id": "bld",
 }
 PAGE_SIZE = 5
 # How many items a list is counted as when nothing gives its size, and the
@@ -77,6 +78,7 @@ class PopulatedOrg:
     revisions: dict[str, list[Body]] = field(default_factory=dict)
     attachments: list[Body] = field(default_factory=list)
     transformations: list[Body] = field(default_factory=list)
+    builds: list[Body] = field(default_factory=list)
 
     @property
     def owner(self) -> Member:
@@ -121,6 +123,10 @@ class PopulatedOrg:
         transformations = [
             {"transformation_id": item["id"]} for item in self.transformations
         ]
+        builds = [
+            {"pipeline_id": item["pipeline_id"], "build_id": item["id"]}
+            for item in self.builds
+        ]
         return [
             *pipelines,
             *attachments,
@@ -128,6 +134,7 @@ class PopulatedOrg:
             *revisions,
             *users,
             *transformations,
+            *builds,
         ]
 
     def ids(self) -> set[str]:
@@ -140,6 +147,7 @@ class PopulatedOrg:
             *(revision["id"] for revision in self.every_revision),
             *(attachment["id"] for attachment in self.attachments),
             *(item["id"] for item in self.transformations),
+            *(item["id"] for item in self.builds),
         }
 
     def traces(self) -> set[str]:
@@ -158,7 +166,8 @@ async def populate(factory: Factory, client: AsyncClient) -> PopulatedOrg:
     pipelines; a hand-made template with three revisions, a GA4 template with
     two and a spare one attached nowhere; three attachments, one of them
     pinned behind the latest revision; a transformation for every integration
-    and one for the hand-made template; a data layer of its own."""
+    and one for the hand-made template; a data layer of its own; a collector
+    build of the first two pipelines."""
     marker = f"mark{uuid.uuid4().hex[:10]}"
     org = await factory.org()
     members = [
@@ -264,6 +273,12 @@ async def populate(factory: Factory, client: AsyncClient) -> PopulatedOrg:
         headers=org.owner.headers,
     )
     assert response.status_code == 200, response.text
+    for pipeline in (first, second):
+        populated.builds.append(
+            await _create(
+                client, org.owner, f"/pipelines/{pipeline['id']}/collector/builds", {}
+            )
+        )
     populated.templates = [
         await _read(client, org.owner, f"/integration-templates/{template['id']}")
         for template in populated.templates

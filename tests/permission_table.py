@@ -68,6 +68,7 @@ UNKNOWN: dict[str, str] = {
     "attachment_id": new_id("pi"),
     "user_id": new_id("usr"),
     "transformation_id": new_id("tr"),
+    "build_id": new_id("bld"),
     "vendor_key": "no_such_vendor",
 }
 UNKNOWN_INVITE = "inv_" + "0" * 40
@@ -119,6 +120,7 @@ _TEMPLATE = "/integration-templates/{template_id}"
 _REVISION = "/integration-templates/{template_id}/revisions/{revision_id}"
 _USER = "/users/{user_id}"
 _TRANSFORMATION = "/transformations/{transformation_id}"
+_BUILDS = "/pipelines/{pipeline_id}/collector/builds"
 _STEPS = {"steps": [{"type": "enrich", "fields": {"checked": True}}]}
 
 _PUBLIC = Access.PUBLIC
@@ -126,6 +128,7 @@ _SIGNED_IN = Access.SIGNED_IN
 _READ = Permission.READ_CONFIGURATION
 _WRITE = Permission.WRITE_CONFIGURATION
 _DELETE = Permission.DELETE_CONFIGURATION
+_BUILD = Permission.BUILD_COLLECTORS
 _USERS = Permission.MANAGE_USERS
 _TRANSFORM = Permission.WRITE_TRANSFORMATIONS
 _DATA_LAYER = Permission.WRITE_DATA_LAYER
@@ -162,6 +165,11 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _PIPELINE, _DELETE, answers=404),
     Route("POST", f"{_PIPELINE}/rotate-key", _WRITE, answers=404),
     Route("POST", f"{_PIPELINE}/test-events", _TRANSFORM, {"event": {}}, answers=404),
+    # Collector builds.
+    Route("POST", _BUILDS, _BUILD, answers=404),
+    Route("GET", _BUILDS, _READ, answers=404),
+    Route("GET", f"{_BUILDS}/{{build_id}}", _READ, answers=404),
+    Route("GET", f"{_BUILDS}/{{build_id}}/script", _READ, answers=404),
     # Pipeline integrations: templates attached to pipelines.
     Route("GET", f"{_PIPELINE}/integrations", _READ, answers=404),
     Route(
@@ -341,6 +349,7 @@ ROOT_FIELDS: tuple[RootField, ...] = (
     ),
     _mutation("deletePipeline", _DELETE, _NOT_FOUND, id=UNKNOWN["pipeline_id"]),
     _mutation("rotatePipelineKey", _WRITE, _NOT_FOUND, id=UNKNOWN["pipeline_id"]),
+    _mutation("buildCollector", _BUILD, _NOT_FOUND, pipelineId=UNKNOWN["pipeline_id"]),
     _mutation(
         "sendTestEvents",
         _TRANSFORM,

@@ -19,6 +19,7 @@ from signal_admin.persistence.audit_retention import scheduled_audit_purges
 from signal_admin.persistence.database import Database
 from signal_admin.processing.sandbox import Sandbox, SandboxLimits
 from signal_admin.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from signal_admin.resolvers.announcements import config_announcer
 from signal_admin.resolvers.context import Services
 from signal_admin.resolvers.crypto import re_encryption_workers
 from signal_admin.resolvers.live import (
@@ -127,6 +128,7 @@ def build_services(settings: Settings) -> Services:
     )
     services.live_sockets = LiveSockets(services, slots)
     services.db.after_commit(audit_publisher(live))
+    services.db.after_commit(config_announcer(live))
     return services
 
 

@@ -116,6 +116,10 @@ SCENARIOS: dict[tuple[str, str], tuple[Scenario, list[str]]] = {
         lambda w: Call("POST", f"/pipelines/{w.pipeline['id']}/rotate-key", {}),
         ["pipeline.key_rotated"],
     ),
+    ("POST", "/pipelines/{pipeline_id}/collector/builds"): (
+        lambda w: Call("POST", f"/pipelines/{w.pipeline['id']}/collector/builds"),
+        ["pipeline.collector_built"],
+    ),
     ("POST", "/pipelines/{pipeline_id}/integrations"): (
         lambda w: Call(
             "POST",

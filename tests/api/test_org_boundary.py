@@ -55,6 +55,8 @@ BodyOf = Callable[[PopulatedOrg, Binding], Any]
 PIPELINE = f"{API}/pipelines/{{pipeline_id}}"
 ATTACHMENTS = f"{PIPELINE}/integrations"
 ATTACHMENT = f"{ATTACHMENTS}/{{attachment_id}}"
+BUILDS = f"{PIPELINE}/collector/builds"
+BUILD = f"{BUILDS}/{{build_id}}"
 TEMPLATE = f"{API}/integration-templates/{{template_id}}"
 REVISIONS = f"{TEMPLATE}/revisions"
 REVISION = f"{REVISIONS}/{{revision_id}}"
@@ -123,6 +125,9 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("GET", REVISION): Call(),
     ("GET", USER): Call(),
     ("GET", TRANSFORMATION): Call(),
+    ("GET", BUILDS): Call(),
+    ("GET", BUILD): Call(),
+    ("GET", f"{BUILD}/script"): Call(),
     ("POST", f"{PIPELINE}/test-events"): Call(
         body=lambda populated, binding: {"event": PAGE_VIEW}
     ),
@@ -131,6 +136,7 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ),
     ("POST", ATTACHMENTS): Call(body=_spare_template, succeeds=201),
     ("POST", REVISIONS): Call(body=_next_revision, succeeds=201),
+    ("POST", BUILDS): Call(succeeds=201),
     ("POST", f"{TEMPLATE}/rollout"): Call(body=_first_revision),
     ("POST", f"{PIPELINE}/rotate-key"): Call(
         body=lambda populated, binding: {"grace_seconds": 60}
@@ -676,6 +682,10 @@ MUTATION_CALLS: dict[str, MutationCall] = {
             "id": binding["transformation_id"],
             "description": "changed across orgs",
         },
+    ),
+    "buildCollector": MutationCall(
+        PIPELINE_IDS,
+        lambda populated, binding: {"pipelineId": binding["pipeline_id"]},
     ),
     "rotatePipelineKey": MutationCall(
         PIPELINE_IDS,

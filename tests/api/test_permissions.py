@@ -90,6 +90,11 @@ async def team(app: FastAPI) -> Team:
             headers=author.headers,
         )
         assert transformation.status_code == 201, transformation.text
+        built = await http.post(
+            f"/v1/admin/pipelines/{pipeline['id']}/collector/builds",
+            headers=author.headers,
+        )
+        assert built.status_code == 201, built.text
     return Team(
         members, author, template_id, pipeline["id"], transformation.json()["id"]
     )
@@ -349,6 +354,7 @@ USER_FIELDS_CHECKED_BELOW = {
     ("UserEdge", "node"),
     ("IntegrationRevision", "createdBy"),
     ("Transformation", "createdBy"),
+    ("CollectorBuild", "createdBy"),
     ("AuditLog", "actor"),
 }
 # Answered only to callers who may read users, or about the caller themself.
@@ -422,6 +428,7 @@ query ($template: ID!, $pipeline: ID!, $transformation: ID!) {{
       latestRevision {{ createdBy {{ {USER_SEEN} }} }}
       transformations {{ createdBy {{ {USER_SEEN} }} }}
     }}
+    collectorBuilds {{ createdBy {{ {USER_SEEN} }} }}
   }}
   transformation(id: $transformation) {{ createdBy {{ {USER_SEEN} }} }}
   transformations {{ edges {{ node {{ createdBy {{ {USER_SEEN} }} }} }} }}
@@ -430,8 +437,8 @@ query ($template: ID!, $pipeline: ID!, $transformation: ID!) {{
 
 
 def _authors(response: Response) -> list[dict[str, Any]]:
-    """The createdBy of every revision and transformation in an AUTHORS
-    answer."""
+    """The createdBy of every revision, transformation and collector build in
+    an AUTHORS answer."""
     data = response.json()["data"]
     template = data["integrationTemplate"]
     integrations = data["pipeline"]["integrations"]
@@ -451,6 +458,7 @@ def _authors(response: Response) -> list[dict[str, Any]]:
         ),
         data["transformation"],
         *(edge["node"] for edge in data["transformations"]["edges"]),
+        *data["pipeline"]["collectorBuilds"],
     ]
     return [item["createdBy"] for item in written]
 
@@ -468,7 +476,7 @@ async def test_a_revision_author_is_hidden_exactly_from_roles_that_may_not_read_
     response = await graphql(client, team.members[role], AUTHORS, variables)
 
     authors = _authors(response)
-    assert len(authors) == 8
+    assert len(authors) == 9
     for author in authors:
         _assert_seen_as(author, team.author, role)
 

@@ -71,6 +71,8 @@ T = TypeVar("T")
 class Feed(StrEnum):
     LIVE = "live"
     AUDIT = "audit"
+    # Configuration changes, for the data plane (resolvers/announcements.py).
+    CONFIG = "config"
 
 
 def channel(feed: Feed, org_id: str) -> str:

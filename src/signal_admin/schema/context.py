@@ -13,6 +13,7 @@ from signal_admin.resolvers.context import RequestContext
 from signal_admin.schema.loaders import (
     AttachmentsByPipelineLoader,
     AttachmentsByTemplateLoader,
+    BuildsByPipelineLoader,
     PipelineByIdLoader,
     RevisionByIdLoader,
     RevisionByTemplateAndNumberLoader,
@@ -36,6 +37,7 @@ class Loaders:
     _attachments_by_pipeline: AttachmentsByPipelineLoader | None = None
     _attachments_by_template: AttachmentsByTemplateLoader | None = None
     _transformations_by_template: TransformationsByTemplateLoader | None = None
+    _builds_by_pipeline: BuildsByPipelineLoader | None = None
 
     @property
     def template_by_id(self) -> TemplateByIdLoader:
@@ -88,6 +90,12 @@ class Loaders:
                 self.request
             )
         return self._transformations_by_template
+
+    @property
+    def builds_by_pipeline(self) -> BuildsByPipelineLoader:
+        if self._builds_by_pipeline is None:
+            self._builds_by_pipeline = BuildsByPipelineLoader(self.request)
+        return self._builds_by_pipeline
 
     def clear(self) -> None:
         """Forget every cached row, so fields resolved after a write read what

@@ -17,6 +17,7 @@ from typing import NamedTuple, TypeVar
 from strawberry.dataloader import DataLoader
 
 from signal_admin.persistence.models import (
+    CollectorBuild,
     IntegrationRevision,
     IntegrationTemplate,
     Pipeline,
@@ -24,7 +25,12 @@ from signal_admin.persistence.models import (
     Transformation,
     User,
 )
-from signal_admin.resolvers import pipeline_integrations, templates, transformations
+from signal_admin.resolvers import (
+    collector_builds,
+    pipeline_integrations,
+    templates,
+    transformations,
+)
 from signal_admin.resolvers.context import RequestContext
 
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -50,6 +56,12 @@ class UserKey(NamedTuple):
 class PipelineKey(NamedTuple):
     org_id: str
     pipeline_id: str
+
+
+class BuildsKey(NamedTuple):
+    org_id: str
+    pipeline_id: str
+    first: int
 
 
 class RevisionIdKey(NamedTuple):
@@ -202,3 +214,20 @@ class TransformationsByTemplateLoader(DataLoader[TemplateKey, list[Transformatio
             ]
             for key in keys
         ]
+
+
+class BuildsByPipelineLoader(DataLoader[BuildsKey, list[CollectorBuild]]):
+    """The newest `first` builds of a pipeline, newest first: a pipeline's
+    `collectorBuilds`. One SELECT for each page size asked for."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        super().__init__(load_fn=self._load)
+        self._ctx = ctx
+
+    async def _load(self, keys: list[BuildsKey]) -> list[list[CollectorBuild]]:
+        groups: defaultdict[BuildsKey, list[CollectorBuild]] = defaultdict(list)
+        for first in sorted({key.first for key in keys}):
+            ids = sorted({key.pipeline_id for key in keys if key.first == first})
+            for row in await collector_builds.latest_builds(self._ctx, ids, first):
+                groups[BuildsKey(row.org_id, row.pipeline_id, first)].append(row)
+        return [groups.get(key, []) for key in keys]

@@ -11,6 +11,7 @@ import strawberry
 
 from signal_admin.errors import DomainError, NotFound
 from signal_admin.persistence.models import Pipeline as PipelineRow
+from signal_admin.persistence.pagination import check_page_size
 from signal_admin.resolvers import pipelines
 from signal_admin.schema.context import GraphQLContext, Info
 from signal_admin.schema.errors import UserError, user_errors_or_raise
@@ -29,7 +30,11 @@ from signal_admin.schema.pagination import (
 from signal_admin.schema.scalars import JSON
 
 if TYPE_CHECKING:
+    from signal_admin.schema.collector import CollectorBuild
     from signal_admin.schema.pipeline_integrations import PipelineIntegration
+
+# How many builds `collectorBuilds` lists when `first` is left out.
+DEFAULT_BUILDS = 10
 
 
 @strawberry.enum(description="What a pipeline collects events from.")
@@ -215,6 +220,22 @@ class Pipeline:
         ]
     ]:
         return await one(integrations_of, info.context, self)
+
+    @query_field(description="Its newest collector builds, newest first.")
+    async def collector_builds(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many, 1 to 100.")
+        ] = DEFAULT_BUILDS,
+    ) -> list[
+        Annotated[CollectorBuild, strawberry.lazy("signal_admin.schema.collector")]
+    ]:
+        # Imported here: that module builds on this one.
+        from signal_admin.schema.collector import builds_of_pipeline
+
+        size = check_page_size(DEFAULT_BUILDS if first is None else first, "first")
+        return await builds_of_pipeline(info.context, self.org_id, self.id, size)
 
 
 @strawberry.type(description="A page of pipelines, oldest first.")

@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from signal_admin.schema.audit_logs import AuditLogsQuery, AuditLogsSubscription
 from signal_admin.schema.auth import AuthMutation, AuthQuery
 from signal_admin.schema.catalog import CatalogQuery
+from signal_admin.schema.collector import CollectorMutation
 from signal_admin.schema.context import GraphQLContext
 from signal_admin.schema.crypto import CryptoMutation, CryptoQuery
 from signal_admin.schema.data_layer import DataLayerMutation, DataLayerQuery
@@ -51,6 +52,7 @@ class Query(
 class Mutation(
     AuthMutation,
     PipelinesMutation,
+    CollectorMutation,
     TemplatesMutation,
     PipelineIntegrationsMutation,
     TransformationsMutation,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import strawberry
 
@@ -116,14 +116,24 @@ async def configs_of(
     return [JSON(secrets.masked(revision.stored_config)) for revision in revisions]
 
 
+class Authored(Protocol):
+    """Something written by a member: a revision, a collector build."""
+
+    @property
+    def org_id(self) -> str: ...
+
+    @property
+    def created_by_id(self) -> str | None: ...
+
+
 async def authors_of(
-    context: GraphQLContext, revisions: Sequence[IntegrationRevision]
+    context: GraphQLContext, written: Sequence[Authored]
 ) -> list[User | None]:
-    """Who wrote each revision, as the caller may see them; null for a
-    revision without an author or one whose author is gone."""
-    keys = [UserKey(r.org_id, r.created_by_id) for r in revisions if r.created_by_id]
+    """Who wrote each one, as the caller may see them; null for one without
+    an author or whose author is gone."""
+    keys = [UserKey(w.org_id, w.created_by_id) for w in written if w.created_by_id]
     loaded = iter(await context.loaders.user_by_id.load_many(keys))
-    rows = [next(loaded) if revision.created_by_id else None for revision in revisions]
+    rows = [next(loaded) if each.created_by_id else None for each in written]
 
     def author(row: UserRow | None) -> User | None:
         if row is None or row.deleted_at is not None:

@@ -4,6 +4,7 @@ cross-table read is an explicit query or a dataloader."""
 from signal_admin.persistence.models.audit_entry import AuditEntry
 from signal_admin.persistence.models.auth_session import AuthSession
 from signal_admin.persistence.models.base import Base
+from signal_admin.persistence.models.collector_build import CollectorBuild
 from signal_admin.persistence.models.data_layer import DataLayer
 from signal_admin.persistence.models.idempotency_record import IdempotencyRecord
 from signal_admin.persistence.models.integration_revision import IntegrationRevision
@@ -22,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "AuthSession",
     "Base",
+    "CollectorBuild",
     "DataLayer",
     "IdempotencyRecord",
     "IntegrationRevision",
