@@ -114,6 +114,10 @@ class PopulatedOrg:
             {"pipeline_id": item["pipeline_id"], "attachment_id": item["id"]}
             for item in self.attachments
         ]
+        # The legacy integrations' routes name an attachment by its id alone.
+        legacy_integrations = [
+            {"attachment_id": item["id"]} for item in self.attachments
+        ]
         templates = [{"template_id": template["id"]} for template in self.templates]
         revisions = [
             {"template_id": item["integration_id"], "revision_id": item["id"]}
@@ -130,6 +134,7 @@ class PopulatedOrg:
         return [
             *pipelines,
             *attachments,
+            *legacy_integrations,
             *templates,
             *revisions,
             *users,

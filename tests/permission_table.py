@@ -121,6 +121,8 @@ _REVISION = "/integration-templates/{template_id}/revisions/{revision_id}"
 _USER = "/users/{user_id}"
 _TRANSFORMATION = "/transformations/{transformation_id}"
 _BUILDS = "/pipelines/{pipeline_id}/collector/builds"
+_SOURCE = "/sources/{pipeline_id}"
+_LEGACY_INTEGRATION = "/integrations/{attachment_id}"
 _STEPS = {"steps": [{"type": "enrich", "fields": {"checked": True}}]}
 
 _PUBLIC = Access.PUBLIC
@@ -247,6 +249,27 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/org", _OWNER, {"name": ""}, answers=422),
     # The audit log.
     Route("GET", "/audit-logs", _AUDIT, answers=200),
+    # Sources (legacy): pipelines under their first name.
+    Route("GET", "/sources", _READ, answers=200),
+    Route("POST", "/sources", _WRITE, {}, answers=400),
+    Route("GET", _SOURCE, _READ, answers=404),
+    Route("PUT", _SOURCE, _WRITE, {"name": "Renamed"}, answers=404),
+    Route("PATCH", _SOURCE, _WRITE, {"name": "Renamed"}, answers=404),
+    Route("DELETE", _SOURCE, _DELETE, answers=404),
+    Route("POST", f"{_SOURCE}/build", _BUILD, answers=404),
+    # Integrations (legacy): pipeline integrations under their first name.
+    Route("GET", "/integrations", _READ, answers=200),
+    Route("POST", "/integrations", _WRITE, {}, answers=400),
+    Route("GET", _LEGACY_INTEGRATION, _READ, answers=404),
+    Route(
+        "PUT",
+        _LEGACY_INTEGRATION,
+        _WRITE,
+        {"name": "Renamed", "enabled": True, "config": {}},
+        answers=404,
+    ),
+    Route("PATCH", _LEGACY_INTEGRATION, _WRITE, {"enabled": False}, answers=404),
+    Route("DELETE", _LEGACY_INTEGRATION, _DELETE, answers=404),
     # Re-encryption of stored secrets under the current key.
     Route("POST", "/crypto/re-encrypt", _OWNER),
     Route("GET", "/crypto/re-encrypt", _OWNER),

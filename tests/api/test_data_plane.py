@@ -325,3 +325,40 @@ async def test_announcements_travel_on_the_documented_redis_channel(
         "id": pipeline["id"],
         "org_id": org.id,
     }
+
+
+async def test_legacy_writes_are_announced_as_the_rows_they_changed(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    bus = app.state.services.live
+
+    async with bus.listen(Feed.CONFIG, org.id) as listener:
+        source = await post(client, org.owner, "/sources", {"name": "Legacy site"})
+        source_created = await next_item(listener)
+        integration = await post(
+            client,
+            org.owner,
+            "/integrations",
+            {
+                "source_id": source["id"],
+                "type": "ga4",
+                "name": "Legacy GA4",
+                "config": {"measurement_id": "G-ABC123", "api_secret": "s3cret"},
+            },
+        )
+        made = [await next_item(listener) for _ in range(3)]
+
+    assert source_created == {
+        "type": "pipeline.created",
+        "id": source["id"],
+        "org_id": org.id,
+    }
+    assert {(item["type"], item["id"]) for item in made} >= {
+        ("pipeline_integration.created", integration["id"])
+    }
+    assert sorted(item["type"] for item in made) == [
+        "integration_revision.created",
+        "integration_template.created",
+        "pipeline_integration.created",
+    ]

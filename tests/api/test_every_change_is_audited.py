@@ -120,6 +120,67 @@ SCENARIOS: dict[tuple[str, str], tuple[Scenario, list[str]]] = {
         lambda w: Call("POST", f"/pipelines/{w.pipeline['id']}/collector/builds"),
         ["pipeline.collector_built"],
     ),
+    ("POST", "/sources"): (
+        lambda w: Call("POST", "/sources", {"name": "Another source"}),
+        ["source.created"],
+    ),
+    ("PUT", "/sources/{pipeline_id}"): (
+        lambda w: Call("PUT", f"/sources/{w.pipeline['id']}", {"name": "Replaced"}),
+        ["source.updated"],
+    ),
+    ("PATCH", "/sources/{pipeline_id}"): (
+        lambda w: Call(
+            "PATCH", f"/sources/{w.pipeline['id']}", {"domain": "shop.example.com"}
+        ),
+        ["source.updated"],
+    ),
+    ("DELETE", "/sources/{pipeline_id}"): (
+        lambda w: Call("DELETE", f"/sources/{w.pipeline['id']}"),
+        ["source.deleted", "pipeline_integration.deleted"],
+    ),
+    ("POST", "/sources/{pipeline_id}/build"): (
+        lambda w: Call("POST", f"/sources/{w.pipeline['id']}/build"),
+        ["source.collector_built"],
+    ),
+    ("POST", "/integrations"): (
+        lambda w: Call(
+            "POST",
+            "/integrations",
+            {
+                "source_id": w.pipeline["id"],
+                "type": "ga4",
+                "name": "Legacy GA4",
+                "config": {"measurement_id": "G-ABC123", "api_secret": "s3cret"},
+            },
+        ),
+        [
+            "integration.created",
+            "integration_template.created",
+            "integration_revision.created",
+        ],
+    ),
+    ("PUT", "/integrations/{attachment_id}"): (
+        lambda w: Call(
+            "PUT",
+            f"/integrations/{w.attachment['id']}",
+            {"name": "Legacy renamed", "config": {**MAPPING, "url": "https://x.test"}},
+        ),
+        [
+            "integration.updated",
+            "integration_template.updated",
+            "integration_revision.created",
+        ],
+    ),
+    ("PATCH", "/integrations/{attachment_id}"): (
+        lambda w: Call(
+            "PATCH", f"/integrations/{w.attachment['id']}", {"enabled": False}
+        ),
+        ["integration.updated"],
+    ),
+    ("DELETE", "/integrations/{attachment_id}"): (
+        lambda w: Call("DELETE", f"/integrations/{w.attachment['id']}"),
+        ["integration.deleted"],
+    ),
     ("POST", "/pipelines/{pipeline_id}/integrations"): (
         lambda w: Call(
             "POST",

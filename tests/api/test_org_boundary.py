@@ -32,6 +32,7 @@ from tests.org_fixtures import (
     API,
     ID_PREFIXES,
     ID_QUERY_FIELDS,
+    MAPPING,
     PopulatedOrg,
     Route,
     Schema,
@@ -57,6 +58,8 @@ ATTACHMENTS = f"{PIPELINE}/integrations"
 ATTACHMENT = f"{ATTACHMENTS}/{{attachment_id}}"
 BUILDS = f"{PIPELINE}/collector/builds"
 BUILD = f"{BUILDS}/{{build_id}}"
+SOURCE = f"{API}/sources/{{pipeline_id}}"
+LEGACY_INTEGRATION = f"{API}/integrations/{{attachment_id}}"
 TEMPLATE = f"{API}/integration-templates/{{template_id}}"
 REVISIONS = f"{TEMPLATE}/revisions"
 REVISION = f"{REVISIONS}/{{revision_id}}"
@@ -85,6 +88,26 @@ def _next_revision(populated: PopulatedOrg, binding: Binding) -> Any:
 
 def _first_revision(populated: PopulatedOrg, binding: Binding) -> Any:
     return {"revision_id": populated.revisions[binding["template_id"]][0]["id"]}
+
+
+def _legacy_replacement(populated: PopulatedOrg, binding: Binding) -> Any:
+    return {
+        "name": f"{populated.marker} replaced {uuid.uuid4().hex[:6]}",
+        "enabled": False,
+        "config": {
+            "url": "https://{{pipeline_param.host}}/replaced",
+            "signing_secret": "***",
+            **MAPPING,
+        },
+    }
+
+
+def _second_attachment(populated: PopulatedOrg) -> Binding:
+    return {"attachment_id": populated.attachments[1]["id"]}
+
+
+def _last_pipeline(populated: PopulatedOrg) -> Binding:
+    return {"pipeline_id": populated.pipelines[-1]["id"]}
 
 
 def _admin(populated: PopulatedOrg) -> Binding:
@@ -125,6 +148,8 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("GET", REVISION): Call(),
     ("GET", USER): Call(),
     ("GET", TRANSFORMATION): Call(),
+    ("GET", SOURCE): Call(),
+    ("GET", LEGACY_INTEGRATION): Call(),
     ("GET", BUILDS): Call(),
     ("GET", BUILD): Call(),
     ("GET", f"{BUILD}/script"): Call(),
@@ -137,6 +162,7 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("POST", ATTACHMENTS): Call(body=_spare_template, succeeds=201),
     ("POST", REVISIONS): Call(body=_next_revision, succeeds=201),
     ("POST", BUILDS): Call(succeeds=201),
+    ("POST", f"{SOURCE}/build"): Call(succeeds=201),
     ("POST", f"{TEMPLATE}/rollout"): Call(body=_first_revision),
     ("POST", f"{PIPELINE}/rotate-key"): Call(
         body=lambda populated, binding: {"grace_seconds": 60}
@@ -160,13 +186,27 @@ ROUTE_CALLS: dict[tuple[str, str], Call] = {
     ("PATCH", USER): Call(
         body=lambda populated, binding: {"name": "Renamed across orgs"}, own=_admin
     ),
+    ("PUT", SOURCE): Call(body=lambda populated, binding: {"name": "Replaced"}),
+    ("PATCH", SOURCE): Call(
+        body=lambda populated, binding: {"config": {"consent": {"enabled": True}}}
+    ),
+    ("PUT", LEGACY_INTEGRATION): Call(body=_legacy_replacement),
+    ("PATCH", LEGACY_INTEGRATION): Call(
+        body=lambda populated, binding: {
+            "enabled": True,
+            "config": {"url": "https://{{pipeline_param.host}}/patched"},
+        }
+    ),
     ("PUT", REVISION): REVISIONS_NEVER_CHANGE,
     ("PATCH", REVISION): REVISIONS_NEVER_CHANGE,
     ("DELETE", REVISION): REVISIONS_NEVER_CHANGE,
+    ("DELETE", LEGACY_INTEGRATION): Call(succeeds=204, own=_second_attachment),
     ("DELETE", ATTACHMENT): Call(succeeds=204),
     ("DELETE", TRANSFORMATION): Call(succeeds=204),
     ("DELETE", TEMPLATE): Call(queries=({"cascade": "true"}, {}), succeeds=204),
     ("DELETE", PIPELINE): Call(succeeds=204),
+    # The first pipeline is gone by now.
+    ("DELETE", SOURCE): Call(succeeds=204, own=_last_pipeline),
     ("DELETE", USER): Call(succeeds=204, own=_admin),
 }
 
@@ -340,6 +380,8 @@ def list_filters(theirs: PopulatedOrg) -> dict[str, list[dict[str, Any]]]:
     the other organisation's objects carry."""
     marker = theirs.marker
     return {
+        f"{API}/sources": [{"q": marker}, {"q": "site"}],
+        f"{API}/integrations": [{"source_id": theirs.pipelines[0]["id"]}],
         f"{API}/pipelines": [
             {"label": "env:prod"},
             {"label": ["env:prod", f"team:{marker}"]},
@@ -886,6 +928,32 @@ async def test_another_orgs_ids_in_a_rest_body_are_refused_like_unknown_ones(
     latest = ours.revisions[hooks][-1]["config"]
     # (method, url, body naming one of their ids, that id)
     cases: list[tuple[str, str, dict[str, Any], str]] = [
+        (
+            "POST",
+            f"{API}/integrations",
+            {
+                "source_id": theirs.pipelines[0]["id"],
+                "type": "ga4",
+                "name": "Across orgs",
+                "config": {"measurement_id": "G-ABC123", "api_secret": "s3cret"},
+            },
+            theirs.pipelines[0]["id"],
+        ),
+        (
+            "PUT",
+            f"{API}/integrations/{attachment['id']}",
+            {
+                "name": "Across orgs",
+                "config": {**latest, "signing_secret": {"$secret": their_secret}},
+            },
+            their_secret,
+        ),
+        (
+            "PATCH",
+            f"{API}/integrations/{attachment['id']}",
+            {"source_id": theirs.pipelines[0]["id"]},
+            theirs.pipelines[0]["id"],
+        ),
         (
             "POST",
             f"{API}/pipelines/{third_pipeline}/integrations",

@@ -155,20 +155,17 @@ async def attach(ctx: RequestContext, pipeline_id: str, data: Any) -> Attachment
         if template is None:
             raise _no_template(fields.integration_id)
         revision = await _pinnable(session, template, fields.revision_id)
-        _check_parameters(revision, pipeline)
-        row = PipelineIntegration(
-            id=new_id("pi"),
-            org_id=principal.org_id,
-            pipeline_id=pipeline.id,
-            template_id=template.id,
-            revision_id=revision.id,
-            enabled=fields.enabled,
-            consent_categories=fields.consent_categories,
-        )
-        session.add(row)
+        check_parameters(revision, pipeline)
         clash = f"Integration {template.id} is already attached to {pipeline.id}."
         try:
-            await session.flush()
+            row = await add_attachment(
+                session,
+                pipeline,
+                template,
+                revision,
+                enabled=fields.enabled,
+                consent_categories=fields.consent_categories,
+            )
         except IntegrityError as error:
             # The failed flush ended the transaction: use no loaded row here.
             if is_unique_violation(error):
@@ -212,7 +209,7 @@ async def update_attachment(
         before = _audited(Attachment(row, template, revision, pipeline.parameters))
         if named.get("revision_id"):
             revision = await _pinnable(session, template, named["revision_id"])
-            _check_parameters(revision, pipeline)
+            check_parameters(revision, pipeline)
             row.revision_id = revision.id
         for key in ("enabled", "consent_categories"):
             if key in named:
@@ -252,10 +249,41 @@ async def detach(
         await remove(session, ctx, [row])
 
 
+async def add_attachment(
+    session: AsyncSession,
+    pipeline: Pipeline,
+    template: IntegrationTemplate,
+    revision: IntegrationRevision,
+    *,
+    enabled: bool,
+    consent_categories: list[str],
+) -> PipelineIntegration:
+    """Insert an attachment in an open transaction, where the template and
+    then the pipeline are locked and the parameters checked; the caller
+    audits it. A refused insert raises `IntegrityError`."""
+    row = PipelineIntegration(
+        id=new_id("pi"),
+        org_id=pipeline.org_id,
+        pipeline_id=pipeline.id,
+        template_id=template.id,
+        revision_id=revision.id,
+        enabled=enabled,
+        consent_categories=consent_categories,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
 async def remove(
-    session: AsyncSession, ctx: RequestContext, rows: Sequence[PipelineIntegration]
+    session: AsyncSession,
+    ctx: RequestContext,
+    rows: Sequence[PipelineIntegration],
+    *,
+    resource_type: str = "pipeline_integration",
 ) -> None:
-    """Delete attachments, one audit entry for each (also in cascades). One
+    """Delete attachments, one audit entry for each (also in cascades), named
+    `resource_type` (`integration` when addressed by the legacy routes). One
     that a concurrent transaction removed first is that one's to audit."""
     if not rows:
         return
@@ -272,8 +300,8 @@ async def remove(
         audit.record(
             session,
             ctx,
-            action="pipeline_integration.deleted",
-            resource_type="pipeline_integration",
+            action=f"{resource_type}.deleted",
+            resource_type=resource_type,
             resource_id=row.id,
             metadata={"pipeline_id": row.pipeline_id, "template_id": row.template_id},
         )
@@ -387,7 +415,9 @@ async def _pinnable(
     return revision
 
 
-def _check_parameters(revision: IntegrationRevision, pipeline: Pipeline) -> None:
+def check_parameters(revision: IntegrationRevision, pipeline: Pipeline) -> None:
+    """422 `MISSING_PIPELINE_PARAMETERS` naming every parameter the revision
+    uses that the pipeline lacks."""
     missing = missing_parameters(revision.config, pipeline.parameters)
     if missing:
         raise MissingPipelineParameters(

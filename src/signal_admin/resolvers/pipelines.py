@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -106,17 +107,18 @@ Document = Annotated[
     AfterValidator(check_document_size),
     AfterValidator(_check_document_text),
 ]
+ScriptFilename = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")]
+GlobalVariable = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+]
+DomainList = Annotated[list[Domain], Field(max_length=100)]
 
 
 class JsBuilderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    script_filename: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")
-    ] = "d.js"
-    global_variable: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
-    ] = "_df"
+    script_filename: ScriptFilename = "d.js"
+    global_variable: GlobalVariable = "_df"
     delivery_method: Literal["cdn", "self_hosted"] = "cdn"
     endpoint: (
         Annotated[
@@ -134,13 +136,13 @@ class IdentityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     cross_domain_enabled: bool = False
-    cross_domain_domains: Annotated[list[Domain], Field(max_length=100)] = []
+    cross_domain_domains: DomainList = []
 
 
 class _PipelineFields(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    domain_allowlist: Annotated[list[Domain], Field(max_length=100)] = []
+    domain_allowlist: DomainList = []
     labels: Annotated[list[Label], Field(max_length=50)] = []
     rate_limit_rps: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     challenge_token_required: bool = False
@@ -167,7 +169,7 @@ class PipelineUpdate(BaseModel):
     name: Name | None = None
     slug: Slug | None = None
     type: PipelineType | None = None
-    domain_allowlist: Annotated[list[Domain], Field(max_length=100)] | None = None
+    domain_allowlist: DomainList | None = None
     labels: Annotated[list[Label], Field(max_length=50)] | None = None
     rate_limit_rps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     challenge_token_required: bool | None = None
@@ -266,13 +268,48 @@ async def get_pipeline(ctx: RequestContext, pipeline_id: str) -> Pipeline:
 
 @requires(Permission.WRITE_CONFIGURATION)
 async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
+    return await store_pipeline(ctx, parse(PipelineCreate, data))
+
+
+@requires(Permission.WRITE_CONFIGURATION)
+async def update_pipeline(
+    ctx: RequestContext,
+    pipeline_id: str,
+    data: Any,
+    *,
+    expected_version: int | None = None,
+) -> Pipeline:
+    change = parse(PipelineUpdate, data)
+    named = change.model_dump(include=change.model_fields_set)
+    return await change_pipeline(
+        ctx, pipeline_id, lambda _: named, expected_version=expected_version
+    )
+
+
+@requires(Permission.DELETE_CONFIGURATION)
+async def delete_pipeline(
+    ctx: RequestContext, pipeline_id: str, *, expected_version: int | None = None
+) -> None:
+    await remove_pipeline(ctx, pipeline_id, expected_version=expected_version)
+
+
+# The writes below are the steps of the operations above once the caller is
+# authorised and the input valid, shared with the faces that show a pipeline
+# under another name (the legacy sources). `audited_as` is that name: the
+# audit entries' resource type and action prefix, and the word error
+# messages use for the row.
+
+
+async def store_pipeline(
+    ctx: RequestContext, fields: PipelineCreate, *, audited_as: str = "pipeline"
+) -> PipelineWithSecret:
+    """Create a pipeline from validated fields, with a new key and secret."""
     principal = ctx.authenticated()
-    fields = parse(PipelineCreate, data)
     secret = _new_secret()
 
     async with ctx.db.transaction() as session:
         slug = fields.slug or await _free_slug(session, principal.org_id, fields.name)
-        await _check_unique(session, principal.org_id, fields.name, slug)
+        await _check_unique(session, principal.org_id, fields.name, slug, audited_as)
         owner = secrets.Owner(principal.org_id, new_id("pip"))
         pipeline = Pipeline(
             id=owner.row_id,
@@ -287,37 +324,44 @@ async def create_pipeline(ctx: RequestContext, data: Any) -> PipelineWithSecret:
         audit.record(
             session,
             ctx,
-            action="pipeline.created",
-            resource_type="pipeline",
+            action=f"{audited_as}.created",
+            resource_type=audited_as,
             resource_id=pipeline.id,
             changes=audit.created(_audited(pipeline)),
         )
-        await flush_unique(session, _name_taken(fields.name))
+        await flush_unique(session, _name_taken(fields.name, audited_as))
     log.info("pipeline.created", pipeline_id=pipeline.id, org_id=principal.org_id)
     return PipelineWithSecret(pipeline, secret)
 
 
-@requires(Permission.WRITE_CONFIGURATION)
-async def update_pipeline(
+async def change_pipeline(
     ctx: RequestContext,
     pipeline_id: str,
-    data: Any,
+    change: Callable[[Pipeline], dict[str, Any]],
     *,
     expected_version: int | None = None,
+    audited_as: str = "pipeline",
 ) -> Pipeline:
+    """Replace the fields `change` names. It is given the locked row, so a
+    change made from the stored values (a merge) loses no concurrent write;
+    the values it answers must already be valid."""
     principal = ctx.authenticated()
-    change = parse(PipelineUpdate, data)
-    named = change.model_dump(include=change.model_fields_set)
 
     async with ctx.db.transaction() as session:
         pipeline = await _locked(
-            session, principal.org_id, pipeline_id, expected_version
+            session, principal.org_id, pipeline_id, expected_version, audited_as
         )
         before = _audited(pipeline)
+        named = change(pipeline)
         new_name = named.get("name", pipeline.name)
         new_slug = named.get("slug", pipeline.slug)
         await _check_unique(
-            session, principal.org_id, new_name, new_slug, exclude_id=pipeline.id
+            session,
+            principal.org_id,
+            new_name,
+            new_slug,
+            audited_as,
+            exclude_id=pipeline.id,
         )
         for key, value in _stored_values(named).items():
             setattr(pipeline, key, value)
@@ -326,24 +370,28 @@ async def update_pipeline(
             audit.record(
                 session,
                 ctx,
-                action="pipeline.updated",
-                resource_type="pipeline",
+                action=f"{audited_as}.updated",
+                resource_type=audited_as,
                 resource_id=pipeline.id,
                 changes=changes,
             )
-        await flush_unique(session, _name_taken(new_name))
+        await flush_unique(session, _name_taken(new_name, audited_as))
     return pipeline
 
 
-@requires(Permission.DELETE_CONFIGURATION)
-async def delete_pipeline(
-    ctx: RequestContext, pipeline_id: str, *, expected_version: int | None = None
+async def remove_pipeline(
+    ctx: RequestContext,
+    pipeline_id: str,
+    *,
+    expected_version: int | None = None,
+    audited_as: str = "pipeline",
 ) -> None:
+    """Delete a pipeline, its attachments (each audited) and its secrets."""
     principal = ctx.authenticated()
 
     async with ctx.db.transaction() as session:
         pipeline = await _locked(
-            session, principal.org_id, pipeline_id, expected_version
+            session, principal.org_id, pipeline_id, expected_version, audited_as
         )
         secret_ids = [pipeline.key_secret_id, pipeline.previous_key_secret_id]
         attached = await session.scalars(
@@ -355,8 +403,8 @@ async def delete_pipeline(
         audit.record(
             session,
             ctx,
-            action="pipeline.deleted",
-            resource_type="pipeline",
+            action=f"{audited_as}.deleted",
+            resource_type=audited_as,
             resource_id=pipeline.id,
             changes=audit.diff(_audited(pipeline), {}),
         )
@@ -443,19 +491,24 @@ def _filtered(
 
 
 async def _locked(
-    session: AsyncSession, org_id: str, pipeline_id: str, expected_version: int | None
+    session: AsyncSession,
+    org_id: str,
+    pipeline_id: str,
+    expected_version: int | None,
+    audited_as: str = "pipeline",
 ) -> Pipeline:
-    check_id(pipeline_id, "pip", "Pipeline")
+    noun = _noun(audited_as)
+    check_id(pipeline_id, "pip", noun)
     pipeline = await session.scalar(
         select(Pipeline)
         .where(Pipeline.id == pipeline_id, Pipeline.org_id == org_id)
         .with_for_update()
     )
     if pipeline is None:
-        raise NotFound.of("Pipeline", pipeline_id)
+        raise NotFound.of(noun, pipeline_id)
     if expected_version is not None and expected_version != pipeline.version:
         raise PreconditionFailed(
-            f"Pipeline {pipeline_id} is at version {pipeline.version}, "
+            f"{noun} {pipeline_id} is at version {pipeline.version}, "
             f"not {expected_version}."
         )
     return pipeline
@@ -466,6 +519,7 @@ async def _check_unique(
     org_id: str,
     name: str,
     slug: str,
+    audited_as: str,
     *,
     exclude_id: str | None = None,
 ) -> None:
@@ -478,12 +532,17 @@ async def _check_unique(
     if clash is None:
         return
     if clash.name == name:
-        raise _name_taken(name)
-    raise AlreadyExists(f"A pipeline with the slug {slug!r} already exists.")
+        raise _name_taken(name, audited_as)
+    raise AlreadyExists(f"A {audited_as} with the slug {slug!r} already exists.")
 
 
-def _name_taken(name: str) -> AlreadyExists:
-    return AlreadyExists(f"A pipeline named {name!r} already exists.")
+def _name_taken(name: str, audited_as: str) -> AlreadyExists:
+    return AlreadyExists(f"A {audited_as} named {name!r} already exists.")
+
+
+def _noun(audited_as: str) -> str:
+    """The word messages start with: `Pipeline`, or `Source` on the legacy face."""
+    return audited_as.capitalize()
 
 
 async def _free_slug(session: AsyncSession, org_id: str, name: str) -> str:

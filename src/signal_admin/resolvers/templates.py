@@ -144,12 +144,12 @@ async def create_template(ctx: RequestContext, data: Any) -> TemplateWithRevisio
     problems = Problems()
     fields = problems.parse(TemplateCreate, data)
     problems.extend(
-        _config_problems(fields.config if fields else _given(data, "config", {}))
+        config_problems(fields.config if fields else _given(data, "config", {}))
     )
     fields = problems.checked(fields)
 
     async with ctx.db.transaction() as session:
-        template = await _new_template(
+        template = await new_template(
             ctx,
             session,
             name=fields.name,
@@ -157,7 +157,7 @@ async def create_template(ctx: RequestContext, data: Any) -> TemplateWithRevisio
             description=fields.description,
             secret_fields=sorted(set(fields.secret_fields)),
         )
-        revision = await _new_revision(
+        revision = await new_revision(
             ctx, session, template, 1, fields.config, fields.delivery_mode, None
         )
     return TemplateWithRevision(template, revision)
@@ -176,7 +176,7 @@ async def install_from_catalog(
     fields, variant, config = _installation(vendor, data)
 
     async with ctx.db.transaction() as session:
-        template = await _new_template(
+        template = await new_template(
             ctx,
             session,
             name=fields.name,
@@ -185,7 +185,7 @@ async def install_from_catalog(
             secret_fields=vendor.secret_fields,
             catalog=(vendor.key, variant.key),
         )
-        revision = await _new_revision(
+        revision = await new_revision(
             ctx, session, template, 1, config, vendor.delivery_modes[0], None
         )
     return TemplateWithRevision(template, revision)
@@ -213,20 +213,7 @@ async def update_template(
         template = await _locked(
             session, principal.org_id, template_id, expected_version
         )
-        before = _audited(template)
-        for key, value in named.items():
-            setattr(template, key, value)
-        changes = audit.diff(before, _audited(template))
-        if changes:
-            audit.record(
-                session,
-                ctx,
-                action="integration_template.updated",
-                resource_type="integration_template",
-                resource_id=template.id,
-                changes=changes,
-            )
-        await flush_unique(session, _name_taken(template.name))
+        await change_template(ctx, session, template, named)
     return template
 
 
@@ -353,7 +340,7 @@ async def create_revision(
     problems = Problems()
     fields = problems.parse(RevisionCreate, data)
     problems.extend(
-        _config_problems(fields.config if fields else _given(data, "config", None))
+        config_problems(fields.config if fields else _given(data, "config", None))
     )
     fields = problems.checked(fields)
 
@@ -365,7 +352,7 @@ async def create_revision(
                 f"Revision {base} is not the latest: revision "
                 f"{template.latest_revision} is."
             )
-        revision = await _new_revision(
+        revision = await new_revision(
             ctx,
             session,
             template,
@@ -503,7 +490,32 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _new_template(
+async def change_template(
+    ctx: RequestContext,
+    session: AsyncSession,
+    template: IntegrationTemplate,
+    named: Mapping[str, Any],
+) -> None:
+    """Set the `name` or `description` that `named` holds on a locked template
+    in an open transaction, audited when anything changed; 409 when the name
+    is another template's."""
+    before = _audited(template)
+    for key, value in named.items():
+        setattr(template, key, value)
+    changes = audit.diff(before, _audited(template))
+    if changes:
+        audit.record(
+            session,
+            ctx,
+            action="integration_template.updated",
+            resource_type="integration_template",
+            resource_id=template.id,
+            changes=changes,
+        )
+    await flush_unique(session, _name_taken(template.name))
+
+
+async def new_template(
     ctx: RequestContext,
     session: AsyncSession,
     *,
@@ -513,6 +525,8 @@ async def _new_template(
     secret_fields: list[str],
     catalog: tuple[str, str] | None = None,
 ) -> IntegrationTemplate:
+    """Insert a template, to get its revision 1 next in the same open
+    transaction, audited; 409 when the name is taken."""
     principal = ctx.authenticated()
     now = utc_now()
     # Written together with its revision 1, so that the template starts at
@@ -543,7 +557,7 @@ async def _new_template(
     return template
 
 
-async def _new_revision(
+async def new_revision(
     ctx: RequestContext,
     session: AsyncSession,
     template: IntegrationTemplate,
@@ -551,10 +565,14 @@ async def _new_revision(
     config: dict[str, Any],
     delivery_mode: str,
     change_summary: str | None,
+    *,
+    base: IntegrationRevision | None = None,
 ) -> IntegrationRevision:
-    """Write revision `number` of a locked (or new) template."""
-    previous = None
-    if number > 1:
+    """Write revision `number` of a locked (or new) template. `"***"` keeps a
+    secret of `base`, which the audit entry's diff is against too: by default
+    the revision just before `number`."""
+    previous = base
+    if previous is None and number > 1:
         previous = await session.scalar(
             select(IntegrationRevision).where(
                 IntegrationRevision.template_id == template.id,
@@ -624,8 +642,8 @@ def _installation(
     config = None
     if isinstance(given, dict):
         config = merged(variant.default_config if variant else {}, given)
-        problems.extend(_connection_problems(vendor, config))
-        problems.extend(_config_problems(config))
+        problems.extend(connection_problems(vendor, config))
+        problems.extend(config_problems(config))
     return problems.checked(fields), problems.checked(variant), problems.checked(config)
 
 
@@ -634,7 +652,7 @@ def _given(data: Any, key: str, default: Any) -> Any:
     return data.get(key, default) if isinstance(data, Mapping) else None
 
 
-def _config_problems(config: Any) -> list[FieldProblem]:
+def config_problems(config: Any) -> list[FieldProblem]:
     """What keeps `config` from being a mapping document; nothing for a
     config that is not even an object, which its model reports."""
     if not isinstance(config, dict):
@@ -656,7 +674,7 @@ def _config_problems(config: Any) -> list[FieldProblem]:
     return problems
 
 
-def _connection_problems(vendor: Vendor, config: dict[str, Any]) -> list[FieldProblem]:
+def connection_problems(vendor: Vendor, config: dict[str, Any]) -> list[FieldProblem]:
     """Every connection field of `vendor` that `config` misses or mistypes."""
     problems: list[FieldProblem] = []
     for field in vendor.config_fields:
