@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import legacy_integrations
@@ -34,6 +35,24 @@ from signal_admin.rest_compat.lists import list_response
 router = APIRouter(prefix=f"{API_PREFIX}/integrations", tags=["Integrations (legacy)"])
 
 
+class LegacyIntegrationOut(BaseModel):
+    id: str
+    source_id: str
+    type: str
+    name: str
+    enabled: bool
+    config: dict[str, Any]
+    consent_categories: list[str]
+    created_at: str
+    updated_at: str
+
+
+class LegacyIntegrationList(BaseModel):
+    data: list[LegacyIntegrationOut]
+    next_cursor: str | None
+    has_more: bool
+
+
 def integration_body(integration: LegacyIntegration) -> dict[str, Any]:
     row, template = integration.row, integration.template
     return {
@@ -59,7 +78,7 @@ def _one(integration: LegacyIntegration, status_code: int = 200) -> JSONResponse
 
 @router.get(
     "",
-    response_model=dict[str, Any],
+    response_model=LegacyIntegrationList,
     dependencies=[permitted(legacy_integrations.list_integrations)],
 )
 async def list_integrations(
@@ -81,6 +100,7 @@ async def list_integrations(
 @router.post(
     "",
     status_code=201,
+    response_model=LegacyIntegrationOut,
     dependencies=[permitted(legacy_integrations.create_integration)],
 )
 async def create_integration(
@@ -99,6 +119,7 @@ async def create_integration(
 
 @router.get(
     "/{attachment_id}",
+    response_model=LegacyIntegrationOut,
     dependencies=[permitted(legacy_integrations.get_integration)],
 )
 async def get_integration(ctx: Context, attachment_id: str) -> JSONResponse:
@@ -108,6 +129,7 @@ async def get_integration(ctx: Context, attachment_id: str) -> JSONResponse:
 
 @router.put(
     "/{attachment_id}",
+    response_model=LegacyIntegrationOut,
     dependencies=[permitted(legacy_integrations.replace_integration)],
 )
 async def replace_integration(
@@ -125,6 +147,7 @@ async def replace_integration(
 
 @router.patch(
     "/{attachment_id}",
+    response_model=LegacyIntegrationOut,
     dependencies=[permitted(legacy_integrations.update_integration)],
 )
 async def update_integration(
