@@ -25,6 +25,7 @@ BUILD_FIELDS = {
     "id",
     "pipeline_id",
     "version",
+    "pipeline_key",
     "script_filename",
     "global_variable",
     "size_bytes",
@@ -113,6 +114,7 @@ async def test_a_build_describes_the_script_it_made(
     assert made["id"].startswith("bld_")
     assert made["pipeline_id"] == pipeline["id"]
     assert made["version"] == 1
+    assert made["pipeline_key"] == pipeline["pipeline_key"]
     assert made["script_filename"] == "collect.js"
     assert made["global_variable"] == "_sig"
     assert made["vendors"] == []
@@ -349,7 +351,9 @@ async def test_sites_load_the_newest_build_without_a_token(
     await build(client, org.owner, pipeline)
     newest = await build(client, org.owner, pipeline)
 
-    loaded = await client.get(public_url(pipeline["pipeline_key"]))
+    loaded = await client.get(
+        public_url(pipeline["pipeline_key"]), headers={"Accept-Encoding": "identity"}
+    )
 
     assert loaded.status_code == 200
     assert hashlib.sha256(loaded.content).hexdigest() == newest["sha256"]
@@ -360,7 +364,10 @@ async def test_sites_load_the_newest_build_without_a_token(
     assert loaded.headers["cache-control"].startswith("public")
     again = await client.get(
         public_url(pipeline["pipeline_key"]),
-        headers={"If-None-Match": f'"{newest["sha256"]}"'},
+        headers={
+            "Accept-Encoding": "identity",
+            "If-None-Match": f'"{newest["sha256"]}"',
+        },
     )
     assert again.status_code == 304
 
@@ -384,13 +391,13 @@ async def test_unknown_keys_are_refused_and_missing_scripts_not_found(
     assert error_code(other_name) == "NOT_FOUND"
 
 
-async def test_a_rotated_out_key_loads_the_script_until_it_expires(
+async def test_each_key_serves_the_newest_build_that_carries_it(
     app: FastAPI, client: AsyncClient, factory: Factory
 ) -> None:
     org = await factory.org()
     pipeline = await factory.pipeline(org.owner)
     old_key = pipeline["pipeline_key"]
-    await build(client, org.owner, pipeline)
+    old_build = await build(client, org.owner, pipeline)
 
     rotated = await client.post(
         f"{PIPELINES}/{pipeline['id']}/rotate-key",
@@ -398,8 +405,10 @@ async def test_a_rotated_out_key_loads_the_script_until_it_expires(
         headers=org.owner.headers,
     )
     new_key = rotated.json()["pipeline_key"]
-    during_grace = await client.get(public_url(old_key))
+    not_built_yet = await client.get(public_url(new_key))
+    new_build = await build(client, org.owner, pipeline)
     with_new_key = await client.get(public_url(new_key))
+    during_grace = await client.get(public_url(old_key))
     async with app.state.services.db.transaction() as session:
         await session.execute(
             update(Pipeline)
@@ -408,10 +417,89 @@ async def test_a_rotated_out_key_loads_the_script_until_it_expires(
         )
     after_grace = await client.get(public_url(old_key))
 
-    assert during_grace.status_code == with_new_key.status_code == 200
-    assert during_grace.content == with_new_key.content
+    # No script carries the new key until the collector is built again.
+    assert not_built_yet.status_code == 404
+    assert "build the collector again" in not_built_yet.json()["error"]["message"]
+    assert new_build["pipeline_key"] == new_key
+    assert with_new_key.status_code == 200
+    assert hashlib.sha256(with_new_key.content).hexdigest() == new_build["sha256"]
+    assert new_key in with_new_key.text
+    # A page that pinned the old build keeps loading it while the old key works.
+    assert during_grace.status_code == 200
+    assert hashlib.sha256(during_grace.content).hexdigest() == old_build["sha256"]
     assert after_grace.status_code == 401
     assert error_code(after_grace) == "INVALID_PIPELINE_KEY"
+
+
+async def test_the_public_script_is_sent_gzipped_to_clients_that_take_it(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+    made = await build(client, org.owner, pipeline)
+    url = public_url(pipeline["pipeline_key"])
+
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    zipped = await client.get(url, headers={"Accept-Encoding": "br, gzip"})
+    refused = await client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    held = await client.get(
+        url,
+        headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]},
+    )
+
+    assert "content-encoding" not in plain.headers
+    assert "content-encoding" not in refused.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    # httpx decodes it: the same script, in the size the build reported.
+    assert zipped.content == plain.content
+    assert int(zipped.headers["content-length"]) == made["gzip_size_bytes"]
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    assert held.status_code == 304
+
+
+async def test_a_head_request_answers_the_headers_alone(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+    made = await build(client, org.owner, pipeline)
+
+    head = await client.head(
+        public_url(pipeline["pipeline_key"]), headers={"Accept-Encoding": "identity"}
+    )
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert int(head.headers["content-length"]) == made["size_bytes"]
+    assert head.headers["etag"] == f'"{made["sha256"]}"'
+
+
+async def test_an_endpoint_with_a_query_or_fragment_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+
+    answers = [
+        await client.patch(
+            f"{PIPELINES}/{pipeline['id']}",
+            json={"js_builder_config": {"endpoint": endpoint}},
+            headers=org.owner.headers,
+        )
+        for endpoint in (
+            "https://collect.example.com/?x=1",
+            "https://c.example#top",
+            "https://user:secret@c.example/collect",
+        )
+    ]
+
+    assert [answer.status_code for answer in answers] == [422, 422, 422]
+    assert {
+        detail["field"]
+        for answer in answers
+        for detail in answer.json()["error"]["details"]
+    } == {"js_builder_config.endpoint"}
 
 
 async def test_a_deleted_pipeline_takes_its_builds_with_it(
@@ -533,3 +621,90 @@ async def test_builds_of_a_page_of_pipelines_cost_one_select(
     assert small.json()["data"]["pipelines"]["edges"][0]["node"]["collectorBuilds"]
     # The caller, the page, and the builds of every pipeline on it.
     assert len(one_pipeline) == len(four_pipelines) == 3
+
+
+# What a build refuses
+
+
+async def test_a_build_without_options_refuses_a_body_that_is_not_an_empty_object(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+    json_headers = {**org.owner.headers, "Content-Type": "application/json"}
+
+    broken = await client.post(
+        builds_url(pipeline), content="{bad", headers=json_headers
+    )
+    unknown = await client.post(
+        builds_url(pipeline), json={"unexpected": True}, headers=org.owner.headers
+    )
+    listed = await client.post(
+        builds_url(pipeline), json=[1, 2], headers=org.owner.headers
+    )
+    empty = await client.post(builds_url(pipeline), json={}, headers=org.owner.headers)
+    builds = await client.get(builds_url(pipeline), headers=org.owner.headers)
+
+    assert (broken.status_code, error_code(broken)) == (400, "INVALID_JSON")
+    assert unknown.status_code == listed.status_code == 422
+    assert empty.status_code == 201
+    assert [each["version"] for each in builds.json()["data"]] == [1]
+
+
+async def test_a_script_over_the_size_budget_is_not_built(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    labels = [hashlib.sha256(str(n).encode()).hexdigest()[:60] for n in range(400)]
+    domains = [".".join(labels[n * 4 : n * 4 + 4]) for n in range(100)]
+    pipeline = await factory.pipeline(
+        org.owner,
+        identity_config={"cross_domain_enabled": True, "cross_domain_domains": domains},
+    )
+
+    refused = await client.post(builds_url(pipeline), headers=org.owner.headers)
+    builds = await client.get(builds_url(pipeline), headers=org.owner.headers)
+
+    assert refused.status_code == 422
+    assert [(d["field"], d["code"]) for d in refused.json()["error"]["details"]] == [
+        ("script", "TOO_LARGE")
+    ]
+    assert builds.json()["data"] == []
+
+
+async def test_a_global_a_page_relies_on_cannot_be_the_collectors(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+
+    answers = [
+        await client.patch(
+            f"{PIPELINES}/{pipeline['id']}",
+            json={"js_builder_config": {"global_variable": name}},
+            headers=org.owner.headers,
+        )
+        for name in ("location", "NaN", "__proto__", "JSON", "class")
+    ]
+    allowed = await client.patch(
+        f"{PIPELINES}/{pipeline['id']}",
+        json={"js_builder_config": {"global_variable": "$signal"}},
+        headers=org.owner.headers,
+    )
+
+    assert [answer.status_code for answer in answers] == [422] * 5
+    assert "reserved" in answers[0].json()["error"]["details"][0]["message"]
+    assert allowed.status_code == 200
+
+
+async def test_a_wrong_file_name_is_not_repeated_in_the_answer(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+    await build(client, org.owner, pipeline)
+
+    answer = await client.get(public_url(pipeline["pipeline_key"], "x" * 5000 + ".js"))
+
+    assert answer.status_code == 404
+    assert "xxxx" not in answer.text

@@ -133,6 +133,7 @@ async def test_the_views_show_the_configuration_the_api_wrote(
     assert integration["vendor"] == "ga4"
     assert integration["revision_id"] == ga4["revision"]["id"]
     assert integration["revision_number"] == 1
+    assert integration["template_version"] == 1
     assert document(integration["consent_categories"]) == ["analytics"]
     config = document(integration["config"])
     assert config["measurement_id"] == "G-ABC123"

@@ -775,6 +775,22 @@ def test_links_to_the_listed_domains_carry_the_anonymous_id(
     assert followed == (decorated or href)
 
 
+def test_a_wildcard_domain_takes_in_its_subdomains(load: Any) -> None:
+    page = load(
+        with_settings(cross_domain_domains=("*.shop.example",)),
+        cookies={"_dfid": "visitor-1"},
+    )
+    href = "https://eu.shop.example/cart"
+
+    followed = page.racer.eval(
+        CLICK_ON_LINK.replace("%HREF%", json.dumps(href)).replace(
+            "%HOST%", json.dumps("eu.shop.example")
+        )
+    )
+
+    assert followed == "https://eu.shop.example/cart?_dfid=visitor-1"
+
+
 # --- The build ----------------------------------------------------------------
 
 

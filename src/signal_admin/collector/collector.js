@@ -391,7 +391,8 @@
       return false;
     }
     for (var i = 0; i < crossDomains.length; i++) {
-      var domain = crossDomains[i];
+      // `*.shop.example` and `shop.example` both take in the subdomains.
+      var domain = crossDomains[i].replace(/^\*\./, '');
       var host = domain.indexOf(':') < 0 ? link.hostname : link.host;
       if (host === domain || host.slice(-domain.length - 1) === '.' + domain) {
         return true;

@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from signal_admin.collector import ScriptSettings, render
-from signal_admin.errors import InvalidPipelineKey, NotFound
+from signal_admin.errors import (
+    FieldProblem,
+    InvalidPipelineKey,
+    NotFound,
+    ValidationFailed,
+)
 from signal_admin.persistence.ids import check_id, new_id
 from signal_admin.persistence.models import (
     CollectorBuild,
@@ -38,10 +44,20 @@ from signal_admin.security.permissions import Permission
 
 log = structlog.get_logger(__name__)
 
+# The most a built script may weigh gzipped; settings that would make it
+# heavier (thousands of cross-domain domains or consent categories) are refused.
+MAX_GZIP_BYTES = 8 * 1024
+
 # Attachments whose pinned revision delivers from the page itself.
 BROWSER_DELIVERY_MODES = ("client_side", "hybrid")
 _ID_DRAWS = 16
 MAX_KEY_LENGTH = 64
+
+
+class BuildRequest(BaseModel):
+    """A collector build takes no options: an empty object, or no body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 @requires(Permission.BUILD_COLLECTORS)
@@ -65,6 +81,20 @@ async def build_collector(
             raise NotFound.of(kind, pipeline_id)
         vendors = await _browser_vendors(session, pipeline.id)
         script = render(script_settings(pipeline, vendors))
+        if script.gzip_size_bytes > MAX_GZIP_BYTES:
+            raise ValidationFailed(
+                f"The script would weigh {script.gzip_size_bytes} bytes gzipped, "
+                f"over the {MAX_GZIP_BYTES} a collector may; list fewer "
+                "cross-domain domains or consent categories.",
+                [
+                    FieldProblem(
+                        "script",
+                        "TOO_LARGE",
+                        f"{script.gzip_size_bytes} bytes gzipped, over "
+                        f"{MAX_GZIP_BYTES}",
+                    )
+                ],
+            )
         latest = (
             await session.execute(
                 select(CollectorBuild.id, CollectorBuild.version)
@@ -78,6 +108,7 @@ async def build_collector(
             org_id=pipeline.org_id,
             pipeline_id=pipeline.id,
             version=latest.version + 1 if latest else 1,
+            pipeline_key=pipeline.pipeline_key,
             script_filename=pipeline.js_builder_config["script_filename"],
             global_variable=pipeline.js_builder_config["global_variable"],
             size_bytes=script.size_bytes,
@@ -207,11 +238,16 @@ class PublishedScript:
 async def published_script(
     ctx: RequestContext, pipeline_key: str, script_filename: str
 ) -> PublishedScript:
-    """The newest build of the pipeline whose key is `pipeline_key`, for
-    anyone: sites load it without a token. The key it had before its last
-    rotation works until that key expires. A key that names no pipeline is
-    refused with INVALID_PIPELINE_KEY; a file name other than the newest
-    build's, or a pipeline never built, is not found."""
+    """The newest build that carries `pipeline_key`, for anyone: sites load
+    it without a token. A pipeline's current key serves the newest build made
+    since the key was issued; the key it had before its last rotation, until
+    that key expires, serves the newest build made with it, so a page that
+    pinned that build's `integrity` keeps working through the grace period.
+
+    A key that names no pipeline, or an expired one, is refused with
+    INVALID_PIPELINE_KEY. A file name other than that build's, or a key no
+    build carries yet (the pipeline was not built since the rotation), is
+    not found."""
     if len(pipeline_key) > MAX_KEY_LENGTH or not is_storable(pipeline_key):
         # No key is that long or holds such text; the database is not asked.
         raise InvalidPipelineKey()
@@ -227,13 +263,22 @@ async def published_script(
                 CollectorBuild.script,
                 CollectorBuild.sha256,
             )
-            .where(CollectorBuild.pipeline_id == pipeline_id)
+            .where(
+                CollectorBuild.pipeline_key == pipeline_key,
+                CollectorBuild.pipeline_id == pipeline_id,
+            )
             .order_by(CollectorBuild.version.desc())
             .limit(1)
         )
         row = newest.first()
-    if row is None or row.script_filename != script_filename:
-        raise NotFound(f"This pipeline has no collector build named {script_filename}.")
+    if row is None:
+        raise NotFound(
+            "No collector build carries this key yet: build the collector "
+            "again after rotating the pipeline's key."
+        )
+    if row.script_filename != script_filename:
+        # The name is not repeated: anyone may ask, with a name of any length.
+        raise NotFound("This pipeline's newest collector build has another name.")
     return PublishedScript(text=row.script, sha256=row.sha256)
 
 

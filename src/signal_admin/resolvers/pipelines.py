@@ -108,8 +108,45 @@ Document = Annotated[
     AfterValidator(_check_document_text),
 ]
 ScriptFilename = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")]
+# Names the collector must not take over: JavaScript's reserved words, and the
+# globals and `window` members a page relies on (assigning `location` would
+# navigate away; assigning `NaN` throws).
+RESERVED_GLOBALS = frozenset(
+    # One string, split: a list of 140 one-word lines would hide the code.
+    """
+    await break case catch class const continue debugger default delete do else
+    enum export extends false finally for function if implements import in
+    instanceof interface let new null package private protected public return
+    static super switch this throw true try typeof var void while with yield
+    arguments eval undefined NaN Infinity globalThis window self top parent
+    frames opener document location history navigator screen name status
+    origin length closed event external crypto performance console alert
+    confirm prompt fetch localStorage sessionStorage indexedDB caches
+    setTimeout setInterval clearTimeout clearInterval requestAnimationFrame
+    queueMicrotask XMLHttpRequest WebSocket Worker URL URLSearchParams Blob
+    FormData Headers Request Response Image Option Audio JSON Math Reflect
+    Proxy Intl Atomics Object Array Function String Number Boolean Symbol
+    BigInt Date RegExp Error TypeError RangeError Promise Map Set WeakMap
+    WeakSet ArrayBuffer DataView constructor prototype __proto__ toString
+    valueOf hasOwnProperty isPrototypeOf propertyIsEnumerable toLocaleString
+    __defineGetter__ __defineSetter__ __lookupGetter__ __lookupSetter__
+    """.split()  # noqa: SIM905
+)
+
+
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_GLOBALS:
+        raise ValueError(
+            f"{name!r} is a JavaScript reserved word or a browser global a page "
+            "relies on; choose another name, such as _df."
+        )
+    return name
+
+
 GlobalVariable = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
+    AfterValidator(_not_reserved),
 ]
 DomainList = Annotated[list[Domain], Field(max_length=100)]
 
@@ -120,10 +157,15 @@ class JsBuilderConfig(BaseModel):
     script_filename: ScriptFilename = "d.js"
     global_variable: GlobalVariable = "_df"
     delivery_method: Literal["cdn", "self_hosted"] = "cdn"
+    # The collector appends `/v1/batch`, so a query or fragment would end up
+    # in the wrong place, and browsers refuse to send to an address with a
+    # user name in it: the endpoint is a scheme, a host and a path only.
     endpoint: (
         Annotated[
             str,
-            StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2000),
+            StringConstraints(
+                pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", max_length=2000
+            ),
             PlainText,
         ]
         | None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from signal_admin.persistence.models import CollectorBuild
 from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import collector_builds
+from signal_admin.resolvers.collector_builds import BuildRequest
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.dependencies import (
     DEFAULT_LIMIT,
@@ -28,6 +30,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["Collector builds"])
 public_router = APIRouter(prefix="/collector", tags=["Collector builds"])
 
 JAVASCRIPT = "application/javascript; charset=utf-8"
+GZIP_LEVEL = 9
 # How long a browser or CDN may keep the public script before asking again.
 # Short: a new build should reach sites within minutes; the ETag makes the
 # question cheap.
@@ -38,6 +41,7 @@ class CollectorBuildOut(BaseModel):
     id: str
     pipeline_id: str
     version: int
+    pipeline_key: str
     script_filename: str
     global_variable: str
     size_bytes: int
@@ -60,6 +64,7 @@ def build_body(build: CollectorBuild) -> dict[str, Any]:
         "id": build.id,
         "pipeline_id": build.pipeline_id,
         "version": build.version,
+        "pipeline_key": build.pipeline_key,
         "script_filename": build.script_filename,
         "global_variable": build.global_variable,
         "size_bytes": build.size_bytes,
@@ -86,19 +91,47 @@ _SCRIPT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def script_response(
-    text: str, sha256: str, if_none_match: str | None, headers: dict[str, str]
+    text: str,
+    sha256: str,
+    if_none_match: str | None,
+    headers: dict[str, str],
+    *,
+    gzipped: bool = False,
+    head: bool = False,
 ) -> Response:
-    """The script with its sha256 as ETag, or 304 when the client holds it."""
+    """The script with its sha256 as ETag, or 304 when the client holds it.
+    `gzipped` sends it gzip-encoded (its ETag then says so: the bytes differ);
+    `head` sends the headers alone."""
+    body = text.encode()
     tag = f'"{sha256}"'
-    headers = {"ETag": tag, "X-Content-Type-Options": "nosniff", **headers}
+    headers = {"X-Content-Type-Options": "nosniff", **headers}
+    if gzipped:
+        body = gzip.compress(body, GZIP_LEVEL, mtime=0)
+        tag = f'"{sha256}-gzip"'
+        headers["Content-Encoding"] = "gzip"
+    headers["ETag"] = tag
     if if_none_match is not None and _matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
-    return Response(text, media_type=JAVASCRIPT, headers=headers)
+    if head:
+        headers["Content-Length"] = str(len(body))
+        return Response(media_type=JAVASCRIPT, headers=headers)
+    return Response(body, media_type=JAVASCRIPT, headers=headers)
 
 
 def _matches(if_none_match: str, tag: str) -> bool:
     held = [each.strip().removeprefix("W/") for each in if_none_match.split(",")]
     return "*" in held or tag in held
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (and does not refuse it
+    with `q=0`)."""
+    for coding in (accept_encoding or "").split(","):
+        name, _, parameters = coding.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            weight = parameters.strip().lower().replace(" ", "")
+            return weight not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 @router.post(
@@ -108,7 +141,11 @@ def _matches(if_none_match: str, tag: str) -> bool:
     dependencies=[permitted(collector_builds.build_collector)],
 )
 async def build_collector(
-    ctx: Context, request: Request, pipeline_id: str, key: IdempotencyKey = None
+    ctx: Context,
+    request: Request,
+    pipeline_id: str,
+    key: IdempotencyKey = None,
+    body: Annotated[BuildRequest | None, Body()] = None,
 ) -> Response:
     """Build the pipeline's JavaScript collector from its settings as they are."""
 
@@ -170,14 +207,22 @@ async def build_script(
     response_class=Response,
     responses=_SCRIPT_RESPONSES,
 )
+@public_router.head(
+    "/{pipeline_key}/{script_filename}",
+    response_class=Response,
+    include_in_schema=False,
+)
 async def published_script(
     ctx: Caller,
+    request: Request,
     pipeline_key: str,
     script_filename: str,
     if_none_match: IfNoneMatch = None,
+    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """The pipeline's newest build, for sites: no token, the pipeline key in
-    the path. Any origin may load it, with or without an `integrity` check."""
+    """The newest build that carries this key, for sites: no token, the
+    pipeline key in the path. Any origin may load it, with or without an
+    `integrity` check; it is sent gzipped to clients that take gzip."""
     script = await collector_builds.published_script(ctx, pipeline_key, script_filename)
     return script_response(
         script.text,
@@ -185,8 +230,11 @@ async def published_script(
         if_none_match,
         {
             "Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_SECONDS}",
+            "Vary": "Accept-Encoding",
             # A page checks `integrity` only on a CORS load of the script.
             "Access-Control-Allow-Origin": "*",
             "Cross-Origin-Resource-Policy": "cross-origin",
         },
+        gzipped=accepts_gzip(accept_encoding),
+        head=request.method == "HEAD",
     )

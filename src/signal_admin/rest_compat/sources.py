@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from signal_admin.persistence.models import Pipeline
 from signal_admin.persistence.types import format_timestamp
 from signal_admin.resolvers import collector_builds, sources
+from signal_admin.resolvers.collector_builds import BuildRequest
 from signal_admin.resolvers.sources import (
     CollectorSettings,
     ConsentSettings,
@@ -191,7 +192,11 @@ async def delete_source(ctx: Context, pipeline_id: str, version: IfMatch) -> Res
     dependencies=[permitted(collector_builds.build_collector)],
 )
 async def build_source_collector(
-    ctx: Context, request: Request, pipeline_id: str, key: IdempotencyKey = None
+    ctx: Context,
+    request: Request,
+    pipeline_id: str,
+    key: IdempotencyKey = None,
+    body: Annotated[BuildRequest | None, Body()] = None,
 ) -> Response:
     """Build the source's collector script from its settings as they are now."""
 

@@ -26,6 +26,10 @@ class CollectorBuild:
     id: strawberry.ID = strawberry.field(description="The build's id (bld_…).")
     pipeline_id: strawberry.ID = strawberry.field(description="The pipeline built.")
     version: int = strawberry.field(description="Counts the pipeline's builds: 1, 2, …")
+    pipeline_key: str = strawberry.field(
+        description="The key written into the script; a rotation leaves it on "
+        "earlier builds."
+    )
     script_filename: str = strawberry.field(
         description="The file name sites load it as."
     )
@@ -51,6 +55,7 @@ class CollectorBuild:
             id=strawberry.ID(build.id),
             pipeline_id=strawberry.ID(build.pipeline_id),
             version=build.version,
+            pipeline_key=build.pipeline_key,
             script_filename=build.script_filename,
             global_variable=build.global_variable,
             size_bytes=build.size_bytes,

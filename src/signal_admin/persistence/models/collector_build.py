@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from signal_admin.persistence.models.base import Base
@@ -14,11 +14,15 @@ class CollectorBuild(Base):
 
     `version` counts a pipeline's builds from 1. The script is kept whole, so
     the bytes a site loads are the ones `sha256` and `integrity` were taken of,
-    whatever the pipeline's settings became since.
+    whatever the pipeline's settings became since. `pipeline_key` is the key
+    written into it: after a rotation, older builds still carry the old key.
     """
 
     __tablename__ = "collector_builds"
-    __table_args__ = (UniqueConstraint("pipeline_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "version"),
+        Index("ix_collector_builds_pipeline_key_version", "pipeline_key", "version"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(40))
@@ -26,6 +30,7 @@ class CollectorBuild(Base):
         ForeignKey("pipelines.id", ondelete="CASCADE")
     )
     version: Mapped[int] = mapped_column()
+    pipeline_key: Mapped[str] = mapped_column(String(64))
     script_filename: Mapped[str] = mapped_column(String(80))
     global_variable: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column()

@@ -37,6 +37,7 @@ DATA_PLANE_VIEWS = {
     "data_plane_integrations": """
         SELECT pi.id, pi.org_id, pi.pipeline_id, pi.template_id,
                t.name AS template_name, t.vendor, t.secret_fields,
+               t.version AS template_version,
                r.id AS revision_id, r.revision_number, r.delivery_mode,
                r.config, pi.consent_categories, pi.version, pi.updated_at
         FROM pipeline_integrations AS pi
@@ -67,6 +68,7 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(length=40), nullable=False),
         sa.Column("pipeline_id", sa.String(length=40), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("pipeline_key", sa.String(length=64), nullable=False),
         sa.Column("script_filename", sa.String(length=80), nullable=False),
         sa.Column("global_variable", sa.String(length=64), nullable=False),
         sa.Column("size_bytes", sa.Integer(), nullable=False),
@@ -90,6 +92,13 @@ def upgrade() -> None:
             name=op.f("uq_collector_builds_pipeline_id_version"),
         ),
     )
+    with op.batch_alter_table("collector_builds", schema=None) as batch_op:
+        # The public route's lookup: a key's newest build.
+        batch_op.create_index(
+            "ix_collector_builds_pipeline_key_version",
+            ["pipeline_key", "version"],
+            unique=False,
+        )
     for name, definition in DATA_PLANE_VIEWS.items():
         op.execute(f"CREATE VIEW {name} AS {definition}")
 
@@ -97,4 +106,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in reversed(DATA_PLANE_VIEWS):
         op.execute(f"DROP VIEW {name}")
+    with op.batch_alter_table("collector_builds", schema=None) as batch_op:
+        batch_op.drop_index("ix_collector_builds_pipeline_key_version")
     op.drop_table("collector_builds")
