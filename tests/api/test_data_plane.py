@@ -363,3 +363,24 @@ async def test_legacy_writes_are_announced_as_the_rows_they_changed(
         "integration_template.created",
         "pipeline_integration.created",
     ]
+
+
+async def test_a_pipeline_config_cannot_hold_a_secret_reference(
+    app: FastAPI, client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await factory.pipeline(org.owner)
+    reference = {"$secret": pipeline["id"].replace("pip_", "sec_")}
+
+    refused = await client.patch(
+        f"{API}/pipelines/{pipeline['id']}",
+        json={"config": {"nested": [{"token": reference}]}},
+        headers=org.owner.headers,
+    )
+    (seen,) = await rows_of(app, "data_plane_pipelines", org.id)
+
+    assert refused.status_code == 422
+    assert [detail["field"] for detail in refused.json()["error"]["details"]] == [
+        "config"
+    ]
+    assert document(seen["config"]) == {}

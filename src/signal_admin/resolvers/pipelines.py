@@ -102,10 +102,23 @@ Label = Annotated[
 ]
 ParameterKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ParameterValue = Annotated[str, StringConstraints(max_length=2000), PlainText]
+
+
+def _no_secret_references(value: dict[str, Any]) -> dict[str, Any]:
+    # The data plane resolves `{"$secret": id}` in configs it reads; only the
+    # service writes such references, and never into a pipeline's config.
+    if secrets.reference_problems(value, ""):
+        raise ValueError(
+            f'"{secrets.REFERENCE}" is reserved for secrets the service stores.'
+        )
+    return value
+
+
 Document = Annotated[
     dict[str, Any],
     AfterValidator(check_document_size),
     AfterValidator(_check_document_text),
+    AfterValidator(_no_secret_references),
 ]
 ScriptFilename = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\.js$")]
 # Names the collector must not take over: JavaScript's reserved words, and the
