@@ -708,3 +708,35 @@ async def test_a_wrong_file_name_is_not_repeated_in_the_answer(
 
     assert answer.status_code == 404
     assert "xxxx" not in answer.text
+
+
+async def test_a_build_starts_pages_with_the_consent_a_source_shows(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    managed = await factory.pipeline(
+        org.owner,
+        config={"consent": {"enabled": True, "default_categories": ["analytics"]}},
+    )
+    # Stored through /pipelines, whose config is free: a source reads the bad
+    # list as its default, no categories, and so does the build.
+    unreadable = await factory.pipeline(
+        org.owner,
+        config={"consent": {"enabled": True, "default_categories": ["ads", 5]}},
+    )
+    unmanaged = await factory.pipeline(org.owner)
+
+    scripts = []
+    for pipeline in (managed, unreadable, unmanaged):
+        made = await build(client, org.owner, pipeline)
+        scripts.append(
+            (await client.get(script_url(made), headers=org.owner.headers)).text
+        )
+    shown = await client.get(
+        f"/v1/admin/sources/{unreadable['id']}", headers=org.owner.headers
+    )
+
+    assert '"consent":{"analytics":true}' in scripts[0]
+    assert '"consent":{}' in scripts[1]
+    assert shown.json()["config"]["consent"]["default_categories"] == []
+    assert '"consent":null' in scripts[2]

@@ -149,6 +149,25 @@ def _fields(response: Response) -> list[str]:
     return [detail["field"] for detail in response.json()["error"]["details"]]
 
 
+def _problems(response: Response) -> list[tuple[str, str]]:
+    details = response.json()["error"]["details"]
+    return sorted((detail["field"], detail["code"]) for detail in details)
+
+
+async def _stored_consent(
+    client: AsyncClient, member: Member, consent: Any, **fields: Any
+) -> dict[str, Any]:
+    """A pipeline whose `config.consent` another face wrote as it liked."""
+    pipeline = await client.patch(
+        f"{PIPELINES}/{(await _source(client, member, **fields))['id']}",
+        json={"config": {"consent": consent}},
+        headers=member.headers,
+    )
+    assert pipeline.status_code == 200, pipeline.text
+    created: dict[str, Any] = pipeline.json()
+    return created
+
+
 # Create
 
 
@@ -250,6 +269,28 @@ async def test_create_without_a_name_names_every_problem_at_once(
         "domain",
         "name",
     ]
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["id", "pipeline_key", "created_at", "updated_at"],
+)
+async def test_create_refuses_the_fields_only_an_answer_carries(
+    client: AsyncClient, factory: Factory, field: str
+) -> None:
+    org = await factory.org()
+    read = await _source(client, org.owner)
+
+    response = await client.post(
+        SOURCES,
+        json={"name": "Copy", field: read[field]},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert _problems(response) == [(field, "UNKNOWN_FIELD")]
+    listed = await _read(client, org.owner, SOURCES)
+    assert [item["name"] for item in listed["data"]] == [read["name"]]
 
 
 async def test_a_taken_name_answers_already_exists(
@@ -909,6 +950,231 @@ async def test_concurrent_merges_of_different_keys_both_land(
         "default_categories": [],
         "provider": "didomi",
     }
+
+
+# Read-back fields
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_sending_back_what_was_read_changes_nothing(
+    client: AsyncClient, factory: Factory, method: str
+) -> None:
+    org = await factory.org()
+    created = await _source(
+        client, org.owner, domain="shop.example.com", config=FULL_CONFIG
+    )
+    await _attach(
+        client, org.owner, created["id"], await _webhook_template(client, org.owner)
+    )
+    read = await client.get(_url(created), headers=org.owner.headers)
+
+    response = await client.request(
+        method,
+        _url(created),
+        json=read.json(),
+        headers={**org.owner.headers, "If-Match": read.headers["ETag"]},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["ETag"] == read.headers["ETag"] == '"v1"'
+    assert response.json() == read.json()
+    assert read.json()["config"]["vendors"] == ["webhook"]
+    entries = await _audit(client, org.owner, created["id"])
+    assert [entry["action"] for entry in entries] == ["source.created"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_an_id_or_key_not_the_sources_own_answers_read_only(
+    client: AsyncClient, factory: Factory, method: str
+) -> None:
+    org = await factory.org()
+    created = await _source(client, org.owner, name="Shop")
+    other = await _source(client, org.owner)
+    read = await _read(client, org.owner, _url(created))
+
+    response = await client.request(
+        method,
+        _url(created),
+        json={
+            **read,
+            "name": "Renamed",
+            "id": other["id"],
+            "pipeline_key": other["pipeline_key"],
+        },
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_ERROR"
+    assert _problems(response) == [("id", "READ_ONLY"), ("pipeline_key", "READ_ONLY")]
+    assert await _read(client, org.owner, _url(created)) == read
+    assert (await _read(client, org.owner, _url(other)))["name"] == other["name"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_timestamps_sent_back_are_ignored(
+    client: AsyncClient, factory: Factory, method: str
+) -> None:
+    org = await factory.org()
+    created = await _source(client, org.owner, name="Shop")
+
+    response = await client.request(
+        method,
+        _url(created),
+        json={
+            "name": "Renamed",
+            "created_at": "2001-01-01T00:00:00Z",
+            "updated_at": "not a time",
+        },
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Renamed"
+    assert response.json()["created_at"] == created["created_at"]
+    assert response.headers["ETag"] == '"v2"'
+
+
+async def test_any_other_unknown_field_is_still_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    created = await _source(client, org.owner)
+    read = await _read(client, org.owner, _url(created))
+
+    response = await client.put(
+        _url(created),
+        json={**read, "pipeline_key_secret": "sk_guess", "version": 1},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 422
+    assert _problems(response) == [
+        ("pipeline_key_secret", "UNKNOWN_FIELD"),
+        ("version", "UNKNOWN_FIELD"),
+    ]
+
+
+# Stored values a source cannot read
+
+
+async def test_consent_values_that_fail_validation_read_as_their_defaults(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await _stored_consent(
+        client,
+        org.owner,
+        {"enabled": "yes", "default_categories": "abc", "provider": 5},
+    )
+
+    response = await client.get(
+        f"{SOURCES}/{pipeline['id']}", headers=org.owner.headers
+    )
+
+    assert response.status_code == 200
+    assert response.json()["config"]["consent"] == DEFAULT_CONFIG["consent"]
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        ["ads", 5],
+        ["ads", ""],
+        ["ads", "ads"],
+        ["ads", "x" * 65],
+        [f"category-{number}" for number in range(51)],
+    ],
+)
+async def test_a_category_list_that_fails_validation_reads_whole_as_the_default(
+    client: AsyncClient, factory: Factory, categories: list[Any]
+) -> None:
+    org = await factory.org()
+    pipeline = await _stored_consent(
+        client,
+        org.owner,
+        {"enabled": True, "default_categories": categories, "provider": "didomi"},
+    )
+
+    source = await _read(client, org.owner, f"{SOURCES}/{pipeline['id']}")
+
+    assert source["config"]["consent"] == {
+        "enabled": True,
+        "default_categories": [],
+        "provider": "didomi",
+    }
+
+
+async def test_a_get_then_put_of_unreadable_consent_stores_what_was_shown(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await _stored_consent(
+        client,
+        org.owner,
+        {"enabled": "yes", "default_categories": "abc", "provider": 5, "mode": "x"},
+    )
+    url = f"{SOURCES}/{pipeline['id']}"
+    read = await _read(client, org.owner, url)
+
+    response = await client.put(url, json=read, headers=org.owner.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["config"] == read["config"]
+    stored = await _read(client, org.owner, f"{PIPELINES}/{pipeline['id']}")
+    assert stored["config"]["consent"] == {**DEFAULT_CONFIG["consent"], "mode": "x"}
+
+
+async def test_a_merge_of_another_key_writes_unreadable_keys_as_shown(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    pipeline = await _stored_consent(
+        client,
+        org.owner,
+        {"enabled": "yes", "default_categories": ["ads"], "provider": 5, "mode": "x"},
+    )
+
+    response = await client.patch(
+        f"{SOURCES}/{pipeline['id']}",
+        json={"config": {"consent": {"provider": "didomi"}}},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["consent"] == {
+        "enabled": False,
+        "default_categories": ["ads"],
+        "provider": "didomi",
+    }
+    stored = await _read(client, org.owner, f"{PIPELINES}/{pipeline['id']}")
+    assert stored["config"]["consent"] == {
+        "enabled": False,
+        "default_categories": ["ads"],
+        "provider": "didomi",
+        "mode": "x",
+    }
+
+
+async def test_a_merge_outside_consent_leaves_unreadable_consent_as_stored(
+    client: AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    unreadable = {"enabled": "yes", "default_categories": "abc", "provider": 5}
+    pipeline = await _stored_consent(client, org.owner, unreadable)
+
+    response = await client.patch(
+        f"{SOURCES}/{pipeline['id']}",
+        json={"name": "Renamed", "config": {"collector": {"filename": "r.js"}}},
+        headers=org.owner.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Renamed"
+    assert response.json()["config"]["consent"] == DEFAULT_CONFIG["consent"]
+    assert response.json()["config"]["collector"]["filename"] == "r.js"
+    stored = await _read(client, org.owner, f"{PIPELINES}/{pipeline['id']}")
+    assert stored["config"]["consent"] == unreadable
 
 
 # Versions

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -38,7 +37,7 @@ from signal_admin.persistence.models import (
 from signal_admin.persistence.pagination import Page, check_page_size, fetch_page
 from signal_admin.persistence.text import is_storable
 from signal_admin.persistence.types import utc_now
-from signal_admin.resolvers import audit
+from signal_admin.resolvers import audit, sources
 from signal_admin.resolvers.context import RequestContext, requires
 from signal_admin.security.permissions import Permission
 
@@ -292,7 +291,7 @@ def script_settings(pipeline: Pipeline, vendors: Sequence[str]) -> ScriptSetting
         global_variable=builder["global_variable"],
         batch_size=builder["batch_size"],
         flush_interval_ms=builder["flush_interval_ms"],
-        consent=consent_defaults(pipeline.config),
+        consent=consent_defaults(pipeline),
         cross_domain_domains=(
             tuple(identity.get("cross_domain_domains", ()))
             if identity.get("cross_domain_enabled")
@@ -302,19 +301,16 @@ def script_settings(pipeline: Pipeline, vendors: Sequence[str]) -> ScriptSetting
     )
 
 
-def consent_defaults(config: dict[str, Any]) -> dict[str, bool] | None:
-    """The consent a page starts with, from the pipeline's `config.consent`:
-    when consent is managed (`enabled`), its `default_categories` are granted
-    until the page calls `consent()`; otherwise events carry no consent.
-    `config` is a free document, so anything else in that place counts as
-    consent not being managed."""
-    consent = config.get("consent")
-    if not isinstance(consent, dict) or consent.get("enabled") is not True:
+def consent_defaults(pipeline: Pipeline) -> dict[str, bool] | None:
+    """The consent a page starts with, from the pipeline's `config.consent`
+    read as a source shows it (a key that does not validate reads as its
+    default): when consent is managed (`enabled`), its `default_categories`
+    are granted until the page calls `consent()`; otherwise events carry no
+    consent."""
+    consent = sources.consent_of(pipeline)
+    if not consent["enabled"]:
         return None
-    categories = consent.get("default_categories", [])
-    if not isinstance(categories, list):
-        return {}
-    return {category: True for category in categories if isinstance(category, str)}
+    return dict.fromkeys(consent["default_categories"], True)
 
 
 async def _browser_vendors(session: AsyncSession, pipeline_id: str) -> list[str]:

@@ -11,9 +11,19 @@ face writes the other reads. Its fields map onto the pipeline's:
 - `config.vendors` lists the vendors of the pipeline's attachments and is
   ignored when written.
 
+`config` is a free document that `/pipelines` writes as it likes, so a
+source reads each stored key through its own validation: a value that
+fails it (a string at `consent.enabled`, a list with one bad category)
+reads as that key's default. A write of a section stores what the source
+showed for such keys, never the value it could not read.
+
 A write changes only the stored keys a source shows: the rest of `config`
 and of `js_builder_config` stays as it was. Every write is a pipeline write
 audited as `source.*`.
+
+What a client read it may send back: `id` and `pipeline_key` must then be
+the source's own, and `created_at`, `updated_at` and `config.vendors` are
+ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -55,7 +66,7 @@ from signal_admin.resolvers.pipelines import (
     PlainText,
     ScriptFilename,
 )
-from signal_admin.resolvers.validation import parse
+from signal_admin.resolvers.validation import Problems, parse
 from signal_admin.security.permissions import Permission
 
 AUDITED_AS = "source"
@@ -75,6 +86,27 @@ Provider = Annotated[
 Vendors = Annotated[
     Any, Field(description="Read-only: the vendors of the attached integrations.")
 ]
+ReadOnlyText = Annotated[str, StringConstraints(max_length=100)]
+OwnValue = Annotated[
+    ReadOnlyText | None,
+    Field(description="Read-only: when sent back, it must be the source's own."),
+]
+IgnoredValue = Annotated[
+    ReadOnlyText | None, Field(description="Read-only: ignored when written.")
+]
+
+
+class _ReadBack(BaseModel):
+    """The fields an answer carries that a write cannot change, accepted so
+    that a client may send back what it read: `id` and `pipeline_key` must
+    be the source's own, the timestamps are ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: OwnValue = None
+    pipeline_key: OwnValue = None
+    created_at: IgnoredValue = None
+    updated_at: IgnoredValue = None
 
 
 # Whole sections, for create and replace: a key left out takes its default.
@@ -118,13 +150,18 @@ class SourceConfig(BaseModel):
 
 
 class SourceFields(BaseModel):
-    """A new source, or every mutable field of one (a replacement)."""
+    """A new source: what it shows but a write cannot set (`id`,
+    `pipeline_key`, the timestamps) is refused here."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name
     domain: SourceDomain = None
     config: SourceConfig = SourceConfig()
+
+
+class SourceReplace(_ReadBack, SourceFields):
+    """Every mutable field of a source, with the read-back fields."""
 
 
 # Partial changes, for the legacy merge: only what is named changes.
@@ -172,11 +209,11 @@ class SourceConfigChange(_Change):
     collector: CollectorChange | None = None
 
 
-class SourceChange(_Change):
+class SourceChange(_ReadBack, _Change):
     """A legacy merge: the top-level fields named, and inside `config` only
-    the keys named, at any depth."""
+    the keys named, at any depth; with the read-back fields."""
 
-    nullable = frozenset({"domain"})
+    nullable = frozenset({"domain", *_ReadBack.model_fields})
 
     name: Name | None = None
     domain: SourceDomain = None
@@ -187,30 +224,51 @@ class SourceChange(_Change):
 class _Section:
     """Where one section of a source's `config` is stored: a document of the
     pipeline (`field`), or one key of it (`key`), with the stored name of
-    each of the section's keys."""
+    each of the section's keys, and the model that validates the section."""
 
     field: str
     key: str | None
     stored_names: dict[str, str]
-    defaults: BaseModel
+    settings: type[BaseModel]
 
     def read(self, pipeline: Pipeline) -> dict[str, Any]:
-        stored = self._stored(getattr(pipeline, self.field))
-        defaults = self.defaults.model_dump()
-        return {
-            name: stored.get(stored_name, defaults[name])
-            for name, stored_name in self.stored_names.items()
-        }
+        shown, _ = self._shown(self._stored(getattr(pipeline, self.field)))
+        return shown
 
     def written(
         self, document: dict[str, Any], values: dict[str, Any]
     ) -> dict[str, Any]:
         """The pipeline's `field` document with `values` (named as the source
-        names them) written over the stored ones; nothing else in it changes."""
-        renamed = {self.stored_names[name]: value for name, value in values.items()}
+        names them) written over the stored ones, and each stored key the
+        source could not read written as the default it showed; nothing else
+        in it changes."""
+        shown, unreadable = self._shown(self._stored(document))
+        repaired = {name: shown[name] for name in unreadable}
+        renamed = {
+            self.stored_names[name]: value
+            for name, value in {**repaired, **values}.items()
+        }
         if self.key is None:
             return {**document, **renamed}
         return {**document, self.key: {**self._stored(document), **renamed}}
+
+    def _shown(self, stored: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The section as a source shows it, and the names of the stored keys
+        it could not read. Each stored key is validated alone, as the source
+        validates a write: a key left out, or one that fails (a list with one
+        bad item fails whole), shows its default."""
+        shown = self.settings().model_dump()
+        unreadable: list[str] = []
+        for name, stored_name in self.stored_names.items():
+            if stored_name not in stored:
+                continue
+            try:
+                checked = self.settings.model_validate({name: stored[stored_name]})
+            except ValidationError:
+                unreadable.append(name)
+            else:
+                shown[name] = checked.model_dump()[name]
+        return shown, unreadable
 
     def _stored(self, document: dict[str, Any]) -> dict[str, Any]:
         # `config` is a free document: another face may have put anything at
@@ -228,7 +286,7 @@ _SECTIONS = {
             "default_categories": "default_categories",
             "provider": "provider",
         },
-        defaults=ConsentSettings(),
+        settings=ConsentSettings,
     ),
     "cross_domain": _Section(
         field="identity_config",
@@ -237,15 +295,22 @@ _SECTIONS = {
             "enabled": "cross_domain_enabled",
             "domains": "cross_domain_domains",
         },
-        defaults=CrossDomainSettings(),
+        settings=CrossDomainSettings,
     ),
     "collector": _Section(
         field="js_builder_config",
         key=None,
         stored_names={"filename": "script_filename", "global_var": "global_variable"},
-        defaults=CollectorSettings(),
+        settings=CollectorSettings,
     ),
 }
+
+
+def consent_of(pipeline: Pipeline) -> dict[str, Any]:
+    """The pipeline's consent settings as a source shows them, each stored
+    key that does not validate read as its default; the collector build
+    reads them the same way."""
+    return _SECTIONS["consent"].read(pipeline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +393,7 @@ async def replace_source(
     expected_version: int | None = None,
 ) -> Source:
     """Replace every mutable field; those left out take their defaults."""
-    fields = parse(SourceFields, data)
+    fields = parse(SourceReplace, data)
 
     pipeline = await pipelines.change_pipeline(
         ctx,
@@ -421,8 +486,10 @@ def _new_pipeline(fields: SourceFields) -> PipelineCreate:
     )
 
 
-def _replacement(pipeline: Pipeline, fields: SourceFields) -> dict[str, Any]:
+def _replacement(pipeline: Pipeline, fields: SourceReplace) -> dict[str, Any]:
     """The pipeline fields a replacement writes: all a source shows."""
+    _check_read_back(pipeline, fields)
+
     named: dict[str, Any] = {
         "name": fields.name,
         "domain_allowlist": _allowlist(fields.domain),
@@ -437,6 +504,8 @@ def _replacement(pipeline: Pipeline, fields: SourceFields) -> dict[str, Any]:
 
 def _merge(pipeline: Pipeline, change: SourceChange) -> dict[str, Any]:
     """The pipeline fields a merge writes: only those under what it names."""
+    _check_read_back(pipeline, change)
+
     named: dict[str, Any] = {}
     if "name" in change.model_fields_set:
         named["name"] = change.name
@@ -453,6 +522,20 @@ def _merge(pipeline: Pipeline, change: SourceChange) -> dict[str, Any]:
                 getattr(pipeline, section.field), written
             )
     return named
+
+
+def _check_read_back(pipeline: Pipeline, sent: _ReadBack) -> None:
+    """Refuse an `id` or `pipeline_key` sent back that is not the source's
+    own: a source cannot be renamed to another id or given another key."""
+    problems = Problems()
+    own = {"id": pipeline.id, "pipeline_key": pipeline.pipeline_key}
+    for field, value in own.items():
+        given = getattr(sent, field)
+        if given is not None and given != value:
+            problems.add(field, "READ_ONLY", f"This source's {field} is {value}.")
+    error = problems.error()
+    if error is not None:
+        raise error
 
 
 def _allowlist(domain: str | None) -> list[str]:

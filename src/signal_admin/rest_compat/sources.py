@@ -20,6 +20,7 @@ from signal_admin.resolvers.sources import (
     Source,
     SourceChange,
     SourceFields,
+    SourceReplace,
 )
 from signal_admin.rest_compat import API_PREFIX
 from signal_admin.rest_compat.collector import CollectorBuildOut, build_body
@@ -149,7 +150,7 @@ async def get_source(ctx: Context, pipeline_id: str) -> JSONResponse:
     dependencies=[permitted(sources.replace_source)],
 )
 async def replace_source(
-    ctx: Context, pipeline_id: str, body: SourceFields, version: IfMatch
+    ctx: Context, pipeline_id: str, body: SourceReplace, version: IfMatch
 ) -> JSONResponse:
     """Replace every mutable field; those left out take their defaults."""
     source = await sources.replace_source(
