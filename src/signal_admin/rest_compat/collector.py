@@ -102,16 +102,15 @@ def script_response(
     """The script with its sha256 as ETag, or 304 when the client holds it.
     `gzipped` sends it gzip-encoded (its ETag then says so: the bytes differ);
     `head` sends the headers alone."""
-    body = text.encode()
-    tag = f'"{sha256}"'
-    headers = {"X-Content-Type-Options": "nosniff", **headers}
+    tag = f'"{sha256}-gzip"' if gzipped else f'"{sha256}"'
+    headers = {"X-Content-Type-Options": "nosniff", **headers, "ETag": tag}
     if gzipped:
-        body = gzip.compress(body, GZIP_LEVEL, mtime=0)
-        tag = f'"{sha256}-gzip"'
         headers["Content-Encoding"] = "gzip"
-    headers["ETag"] = tag
     if if_none_match is not None and _matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
+    body = text.encode()
+    if gzipped:
+        body = gzip.compress(body, GZIP_LEVEL, mtime=0)
     if head:
         headers["Content-Length"] = str(len(body))
         return Response(media_type=JAVASCRIPT, headers=headers)
