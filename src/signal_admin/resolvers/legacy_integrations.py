@@ -379,16 +379,12 @@ def _checked_config(
     (for a template installed from the catalog) and the mapping document are
     checked together, and one error names every problem."""
     problems = Problems()
-    read_back = change.read_back
     own = {
         "id": current.row.id,
         "source_id": current.row.pipeline_id,
         "type": current.template.vendor,
     }
-    for field, value in own.items():
-        sent = getattr(read_back, field)
-        if sent is not None and sent != value:
-            problems.add(field, "READ_ONLY", f"This integration's {field} is {value}.")
+    problems.read_only("integration", change.read_back, own)
     config = current.config
     if change.config is not None:
         config = (

@@ -529,10 +529,7 @@ def _check_read_back(pipeline: Pipeline, sent: _ReadBack) -> None:
     own: a source cannot be renamed to another id or given another key."""
     problems = Problems()
     own = {"id": pipeline.id, "pipeline_key": pipeline.pipeline_key}
-    for field, value in own.items():
-        given = getattr(sent, field)
-        if given is not None and given != value:
-            problems.add(field, "READ_ONLY", f"This source's {field} is {value}.")
+    problems.read_only("source", sent, own)
     error = problems.error()
     if error is not None:
         raise error

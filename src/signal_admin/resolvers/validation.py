@@ -89,6 +89,15 @@ class Problems:
         if absent:
             self._absent.append(shown)
 
+    def read_only(self, noun: str, sent: object, own: Mapping[str, object]) -> None:
+        """Note each field of `own` that `sent` (a body a client may have
+        copied from an answer) names with a value other than the resource's
+        own: such fields are accepted only unchanged."""
+        for field, value in own.items():
+            given = getattr(sent, field)
+            if given is not None and given != value:
+                self.add(field, "READ_ONLY", f"This {noun}'s {field} is {value}.")
+
     def extend(self, problems: Iterable[FieldProblem]) -> None:
         for problem in problems:
             self.add(problem.field, problem.code, problem.message)
